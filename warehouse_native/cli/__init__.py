@@ -1,0 +1,1 @@
+"""CLI layer: click commands parse flags, call the layers below, print."""

@@ -1,0 +1,70 @@
+"""``wn run``: compute and publish scorecards inside the warehouse."""
+
+from __future__ import annotations
+
+import click
+
+from ..errors import WnError
+from ..runner import RunResult, run_experiment, write_run_results
+from ..warehouse import connect
+from .console import console, err_console
+from .display import print_run
+from .flags import Flags, common_flags, experiment_option, strategy_option
+
+
+@click.command("run")
+@experiment_option
+@click.option("--all", "all_", is_flag=True, help="Every experiment active at --as-of.")
+@strategy_option
+@click.option("--quiet", "-q", is_flag=True, help="Print one summary line per experiment.")
+@click.option("--fail-fast", is_flag=True, help="Stop at the first failing experiment.")
+@common_flags
+def command(flags: Flags, experiments: tuple[str, ...], all_: bool, strategy: str, quiet: bool,
+            fail_fast: bool) -> None:
+    """Run experiments: exposures -> unit metrics -> aggregates -> statistics -> scorecard."""
+    project = flags.load_project()
+    target = flags.load_target()
+    if all_ and experiments:
+        raise click.UsageError("give --experiment NAME or --all, not both")
+    if all_:
+        names = sorted(n for n, e in project.experiments.items() if e.is_active(flags.as_of))
+        if not names:
+            console.print(f"no experiment is active on {flags.as_of}; nothing to run")
+            return
+    elif experiments:
+        names = list(experiments)
+        for n in names:
+            project.experiment(n)  # clear error for an unknown name before connecting
+    else:
+        raise click.UsageError("say which experiment: --experiment NAME (or --all)")
+    results: list[RunResult] = []
+    failures: list[tuple[str, WnError]] = []
+    with connect(target) as adapter:
+        for name in names:
+            with console.status(f"[bold]{name}[/bold]: starting") as status:
+                def progress(msg: str, _name: str = name) -> None:
+                    status.update(f"[bold]{_name}[/bold]: {msg}")
+
+                try:
+                    result = run_experiment(project, target, adapter, name, as_of=flags.as_of,
+                                            strategy=strategy, target_dir=flags.target_dir,
+                                            progress=progress)
+                except WnError as exc:
+                    failures.append((name, exc))
+                    err_console.print(f"[bold red]✗ {name} failed[/bold red] — previous results are "
+                                      f"unchanged\n  {exc.render()}", highlight=False)
+                    if fail_fast:
+                        break
+                    continue
+            results.append(result)
+            print_run(result, quiet=quiet)
+    write_run_results(flags.target_dir, results + [getattr(e, 'run_result', None) or _failed(n, e) for n, e in failures], target)
+    if failures:
+        raise SystemExit(1)
+
+
+def _failed(name: str, exc: WnError) -> RunResult:
+    import datetime as dt
+
+    return RunResult(run_id="", experiment=name, status="error", strategy="", started_at=dt.datetime.now(),
+                     error=exc.render())

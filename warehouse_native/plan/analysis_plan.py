@@ -1,0 +1,138 @@
+"""The analysis plan: what to compute for one experiment, with no SQL in it.
+
+The plan sits between the validated project and the SQL renderer (as in MetricFlow):
+it names the exposure source, one scan per event source with the per-unit columns it
+must produce, and how each analysed metric is read back from those columns.  The SQL
+layer renders it per dialect; generated SQL carries comments naming plan elements.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Literal
+
+Aggregation = Literal["count", "sum", "flag", "count_distinct", "distinct_days"]
+WindowKind = Literal["post", "pre"]
+Finish = Literal["none", "per_post_day", "per_pre_day"]
+Role = Literal["primary", "secondary", "guardrail"]
+
+
+@dataclass(frozen=True)
+class UnitColumn:
+    """One per-unit aggregate of a source's rows, in the post or pre-exposure window."""
+
+    name: str
+    metric: str
+    agg: Aggregation
+    window: WindowKind
+    filter: str | None = None
+    value: str | None = None
+    start_day: int = 0
+    end_day: int | None = None
+    finish: Finish = "none"
+
+    def signature(self) -> tuple:
+        return (self.agg, self.window, self.filter, self.value, self.start_day, self.end_day)
+
+
+@dataclass(frozen=True)
+class SourceScan:
+    """One pass over a source joined once to the exposures, producing many unit columns."""
+
+    source: str
+    relation: str           # a table name or a parenthesised, rendered SQL query
+    unit_column: str
+    timestamp: str
+    columns: tuple[UnitColumn, ...]
+
+    @property
+    def needs_pre(self) -> bool:
+        return any(c.window == "pre" for c in self.columns)
+
+    @property
+    def step_name(self) -> str:
+        return f"scan__{self.source}"
+
+
+@dataclass(frozen=True)
+class MetricPlan:
+    """How one analysed metric is read from the unit-metrics columns."""
+
+    name: str
+    type: str
+    role: Role
+    direction: str
+    tags: tuple[str, ...]
+    value_column: str                  # per-unit value (numerator for ratio-like metrics)
+    den_column: str | None = None      # ratio-like: per-unit denominator
+    pre_column: str | None = None      # CUPED covariate (pre numerator for ratio-like)
+    pre_den_column: str | None = None  # ratio-like CUPED: pre denominator
+    winsor_lower: float | None = None
+    winsor_upper: float | None = None
+    max_regression: float = 0.0
+    description: str | None = None
+    definition_hash: str = ""
+
+    @property
+    def is_ratio(self) -> bool:
+        return self.den_column is not None
+
+    @property
+    def has_covariate(self) -> bool:
+        return self.pre_column is not None
+
+    @property
+    def winsorized(self) -> bool:
+        return self.winsor_lower is not None or self.winsor_upper is not None
+
+
+@dataclass(frozen=True)
+class ExposurePlan:
+    source: str
+    relation: str
+    unit_column: str
+    timestamp: str
+    experiment_column: str
+    variant_column: str
+    experiment_id: str
+
+
+@dataclass(frozen=True)
+class AnalysisPlan:
+    experiment: str
+    unit_type: str
+    exposure: ExposurePlan
+    control: str
+    variants: tuple[str, ...]            # control first
+    weights: tuple[float, ...]
+    start: dt.datetime                   # first exposure counted (inclusive)
+    end: dt.datetime                     # analysis end (exclusive)
+    as_of: dt.date
+    cuped_days: int
+    dimensions: tuple[str, ...]
+    scans: tuple[SourceScan, ...]
+    metrics: tuple[MetricPlan, ...]
+    confidence: float
+    correction: str
+    alternative: str
+    sequential: bool
+    bayesian: bool
+    prior_mean: float
+    prior_sd: float
+    models: tuple[tuple[str, str], ...] = field(default=())   # (name, rendered select) in run order
+
+    @property
+    def scan_start(self) -> dt.datetime:
+        """Earliest source row any window can need (pre-exposure covariates)."""
+        needs_pre = any(s.needs_pre for s in self.scans)
+        return self.start - dt.timedelta(days=self.cuped_days if needs_pre else 0)
+
+    def metric(self, name: str) -> MetricPlan:
+        return next(m for m in self.metrics if m.name == name)
+
+    def fingerprint(self) -> str:
+        blob = json.dumps(asdict(self), default=str, sort_keys=True)
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]

@@ -1,0 +1,152 @@
+"""Build an :class:`AnalysisPlan` from a validated project, one experiment and a date."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+
+from ..errors import CompileError
+from ..project import Experiment, Metric, Project, Source
+from ..project.models import render_sql
+from .analysis_plan import AnalysisPlan, ExposurePlan, MetricPlan, SourceScan, UnitColumn
+
+_AGG_OF = {
+    "count": "count",
+    "sum": "sum",
+    "conversion": "flag",
+    "active_days": "distinct_days",
+    "daily_participation": "distinct_days",
+    "count_distinct": "count_distinct",
+}
+
+
+def source_relation(project: Project, source: Source, schema: str) -> str:
+    if source.table:
+        return source.table
+    sql, _, _ = render_sql(source.sql or "", schema=schema,
+                           source_relation=lambda n: source_relation(project, project.sources[n], schema))
+    return f"({sql})"
+
+
+def render_models(project: Project, schema: str) -> tuple[tuple[str, str], ...]:
+    out = []
+    for name in project.model_order:
+        sql, _, _ = render_sql(project.models[name].raw_sql, schema=schema,
+                               source_relation=lambda n: source_relation(project, project.sources[n], schema))
+        out.append((name, sql))
+    return tuple(out)
+
+
+def _measure(metric: Metric, prefix: str, window: str, cuped_days: int) -> tuple[UnitColumn, ...]:
+    """Unit columns giving a non-ratio metric's per-unit value (mean: numerator + denominator)."""
+    start = metric.window.start_day if metric.window and window == "post" else 0
+    end = metric.window.end_day if metric.window and window == "post" else None
+    base = dict(metric=metric.name, window=window, filter=metric.filter, start_day=start, end_day=end)
+    if metric.type == "mean":
+        return (UnitColumn(name=prefix, agg="sum", value=metric.value, **base),
+                UnitColumn(name=prefix + "__den" if window == "post" else prefix + "_den",
+                           agg="count", **base))
+    finish = "none"
+    if metric.type == "daily_participation":
+        finish = "per_post_day" if window == "post" else "per_pre_day"
+    return (UnitColumn(name=prefix, agg=_AGG_OF[metric.type], value=metric.value, finish=finish, **base),)
+
+
+def definition_hash(metric: Metric, project: Project) -> str:
+    """Stable hash of everything that changes a metric's numbers."""
+    parts = [metric.model_dump(exclude={"description", "tags", "direction", "guardrail"})]
+    if metric.type == "ratio":
+        parts += [project.metrics[metric.numerator].model_dump(exclude={"description", "tags"}),
+                  project.metrics[metric.denominator].model_dump(exclude={"description", "tags"})]
+    else:
+        parts.append(project.sources[metric.source].model_dump(exclude={"description"}))
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def metric_roles(project: Project, experiment: Experiment) -> list[tuple[Metric, str]]:
+    roles: list[tuple[Metric, str]] = []
+    seen: set[str] = set()
+    for role, names in (("primary", experiment.primary_metrics),
+                        ("secondary", experiment.secondary_metrics),
+                        ("guardrail", experiment.guardrail_metrics)):
+        for name in names:
+            if name not in seen:
+                roles.append((project.metrics[name], role))
+                seen.add(name)
+    for metric in project.guardrails_for(experiment.unit):
+        if metric.name not in seen:
+            roles.append((metric, "guardrail"))
+            seen.add(metric.name)
+    return roles
+
+
+def build_plan(project: Project, experiment: Experiment, *, as_of: dt.date, schema: str) -> AnalysisPlan:
+    """Resolve an experiment into scans, unit columns and metric read-outs."""
+    exp_source = project.sources[experiment.exposures.source]
+    start = dt.datetime.combine(experiment.start, dt.time())
+    last_day = min(experiment.end or as_of, as_of)
+    if last_day < experiment.start:
+        raise CompileError(
+            f"experiment '{experiment.name}' starts on {experiment.start}, after --as-of {as_of}: "
+            "nothing to analyse yet; pass a later --as-of")
+    end = dt.datetime.combine(last_day + dt.timedelta(days=1), dt.time())
+    analysis = experiment.analysis
+    unit = experiment.unit
+
+    columns_by_source: dict[str, list[UnitColumn]] = {}
+    metric_plans: list[MetricPlan] = []
+
+    def add_columns(metric: Metric, prefix: str, with_pre: bool) -> tuple[str, str | None, str | None, str | None]:
+        src = metric.source
+        cols = columns_by_source.setdefault(src, [])
+        post = _measure(metric, prefix, "post", analysis.cuped_days)
+        cols.extend(post)
+        pre_cols: tuple[UnitColumn, ...] = ()
+        if with_pre:
+            pre_cols = _measure(metric, prefix + "__pre", "pre", analysis.cuped_days)
+            cols.extend(pre_cols)
+        den = post[1].name if len(post) > 1 else None
+        pre = pre_cols[0].name if pre_cols else None
+        pre_den = pre_cols[1].name if len(pre_cols) > 1 else None
+        return post[0].name, den, pre, pre_den
+
+    for metric, role in metric_roles(project, experiment):
+        with_pre = analysis.cuped and metric.cuped
+        if metric.type == "ratio":
+            num_m, den_m = project.metrics[metric.numerator], project.metrics[metric.denominator]
+            value, _, pre, _ = add_columns(num_m, f"{metric.name}__num", with_pre)
+            den, _, pre_den, _ = add_columns(den_m, f"{metric.name}__den", with_pre)
+            # the ratio's own per-unit numerator keeps the column name "<metric>__num"
+        else:
+            value, den, pre, pre_den = add_columns(metric, metric.name, with_pre)
+        lower = metric.winsorize.lower if metric.winsorize else None
+        upper = metric.winsorize.upper if metric.winsorize else None
+        metric_plans.append(MetricPlan(
+            name=metric.name, type=metric.type, role=role, direction=metric.direction,
+            tags=tuple(metric.tags), value_column=value, den_column=den, pre_column=pre,
+            pre_den_column=pre_den, winsor_lower=lower, winsor_upper=upper,
+            max_regression=metric.guardrail.max_regression if metric.guardrail else 0.0,
+            description=metric.description, definition_hash=definition_hash(metric, project)))
+
+    scans = []
+    for src_name in sorted(columns_by_source):
+        src = project.sources[src_name]
+        scans.append(SourceScan(source=src_name, relation=source_relation(project, src, schema),
+                                unit_column=src.units[unit], timestamp=src.timestamp,
+                                columns=tuple(columns_by_source[src_name])))
+    variants = [experiment.control] + experiment.treatments
+    return AnalysisPlan(
+        experiment=experiment.name, unit_type=unit,
+        exposure=ExposurePlan(source=exp_source.name, relation=source_relation(project, exp_source, schema),
+                              unit_column=exp_source.units[unit], timestamp=exp_source.timestamp,
+                              experiment_column=exp_source.experiment_column or "",
+                              variant_column=exp_source.variant_column or "",
+                              experiment_id=experiment.experiment_id),
+        control=experiment.control.name, variants=tuple(v.name for v in variants),
+        weights=tuple(v.weight for v in variants), start=start, end=end, as_of=as_of,
+        cuped_days=analysis.cuped_days, dimensions=tuple(experiment.dimensions), scans=tuple(scans),
+        metrics=tuple(metric_plans), confidence=analysis.confidence, correction=analysis.correction,
+        alternative=analysis.alternative, sequential=analysis.sequential, bayesian=analysis.bayesian,
+        prior_mean=analysis.prior.mean, prior_sd=analysis.prior.sd,
+        models=render_models(project, schema))

@@ -1,0 +1,110 @@
+"""profiles.yml: dbt-shaped targets -> warehouse connections.
+
+``<profile>: {target: dev, outputs: {dev: {type: duckdb, path: ..., schema: wn}}}``.
+The file is rendered with Jinja first, so ``{{ env_var('X', 'default') }}`` works; a
+relative DuckDB path is relative to the profiles file.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+from ..errors import Problem, ProjectError
+from .yaml_loader import LineDict, load_yaml_text
+
+SUPPORTED_TYPES = ("duckdb", "postgres")
+DIALECT_OF = {"duckdb": "duckdb", "postgres": "postgres"}
+
+
+@dataclass(frozen=True)
+class Target:
+    """One resolved warehouse connection."""
+
+    profile: str
+    name: str
+    type: str
+    schema: str
+    settings: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def dialect(self) -> str:
+        return DIALECT_OF[self.type]
+
+    def describe(self) -> str:
+        where = self.settings.get("path") or self.settings.get("dbname") or ""
+        return f"{self.profile}.{self.name} ({self.type}{': ' + str(where) if where else ''})"
+
+
+def _env_var(name: str, default: str | None = None) -> str:
+    if name in os.environ:
+        return os.environ[name]
+    if default is not None:
+        return default
+    raise jinja2.UndefinedError(
+        f"environment variable '{name}' is not set and has no default; "
+        f"set it or write env_var('{name}', 'default')")
+
+
+def render_profiles_text(text: str) -> str:
+    env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
+    return env.from_string(text).render(env_var=_env_var)
+
+
+def load_target(profiles_dir: Path, profile: str | None = None, target: str | None = None) -> Target:
+    """Resolve the target to run against, with an actionable error for every mistake."""
+    path = profiles_dir / "profiles.yml"
+    display = str(path)
+    if not path.exists():
+        raise ProjectError(Problem(
+            "profiles.yml not found", display,
+            hint="create it (see README 'profiles.yml') or pass --profiles-dir"))
+    try:
+        text = render_profiles_text(path.read_text(encoding="utf-8"))
+    except jinja2.TemplateError as exc:
+        line = getattr(exc, "lineno", None)
+        raise ProjectError(Problem(f"cannot render: {exc}", display, line)) from None
+    data = load_yaml_text(text, display)
+    if not isinstance(data, LineDict) or not data:
+        raise ProjectError(Problem("must map profile names to {target, outputs}", display, 1))
+    if profile is None:
+        if len(data) > 1:
+            raise ProjectError(Problem(
+                f"holds several profiles ({', '.join(data)})", display, 1,
+                hint="choose one with --profile NAME"))
+        profile = next(iter(data))
+    if profile not in data:
+        raise ProjectError(Problem(f"no profile named '{profile}'", display, 1,
+                                   hint=f"use one of: {', '.join(data)}"))
+    body = data[profile]
+    if not isinstance(body, LineDict) or not isinstance(body.get("outputs"), LineDict):
+        raise ProjectError(Problem(f"profile '{profile}' needs 'outputs'", display,
+                                   data.line_of(profile), "outputs"))
+    outputs = body["outputs"]
+    target = target or body.get("target") or "dev"
+    if target not in outputs:
+        raise ProjectError(Problem(f"profile '{profile}' has no target '{target}'", display,
+                                   body.line_of("target"), "target",
+                                   hint=f"use one of: {', '.join(outputs)}"))
+    out = outputs[target]
+    line = outputs.line_of(target)
+    if not isinstance(out, dict):
+        raise ProjectError(Problem("a target must be a mapping", display, line, target))
+    kind = out.get("type")
+    if kind not in SUPPORTED_TYPES:
+        raise ProjectError(Problem(f"unsupported warehouse type '{kind}'", display,
+                                   out.line_of("type") if isinstance(out, LineDict) else line,
+                                   f"outputs.{target}.type",
+                                   hint=f"use one of: {', '.join(SUPPORTED_TYPES)}"))
+    settings = {k: v for k, v in out.items() if k not in ("type", "schema")}
+    if kind == "duckdb":
+        raw = str(settings.get("path", ":memory:"))
+        if raw != ":memory:" and not Path(raw).is_absolute():
+            raw = str((profiles_dir / raw).resolve())
+        settings["path"] = raw
+    schema = str(out.get("schema", "wn"))
+    return Target(profile=profile, name=target, type=kind, schema=schema, settings=settings)

@@ -1,0 +1,256 @@
+"""``run`` orchestrates: project -> plan -> sql -> warehouse -> stats -> warehouse.
+
+Every intermediate result is staged under a run-specific name; the published tables are
+changed in one transaction at the end, so a run that fails half-way leaves the previous
+scorecard readable and unchanged.  Each step's time and row count go to ``wn.runs`` and
+``target/run_results.json``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from . import __version__
+from .artifacts import write_compiled, write_json
+from .errors import WarehouseError, WnError
+from .plan import AnalysisPlan, build_plan
+from .project import Project, Target
+from .results import RunOutputs, build_outputs
+from .sql import CompiledPlan, Statement, compile_plan
+from .sql.render import header
+from .warehouse import Adapter, as_warehouse_error, unit_metrics_table
+from .warehouse.tables import EXPOSURES, TABLES, scorecard_latest_view
+
+Progress = Callable[[str], None]
+
+
+@dataclass
+class StepResult:
+    step: str
+    action: str
+    seconds: float
+    rows: int | None = None
+    relation: str | None = None
+    choice: str | None = None
+
+
+@dataclass
+class RunResult:
+    run_id: str
+    experiment: str
+    status: str
+    strategy: str
+    started_at: dt.datetime
+    finished_at: dt.datetime | None = None
+    steps: list[StepResult] = field(default_factory=list)
+    outputs: RunOutputs | None = None
+    error: str | None = None
+    plan: AnalysisPlan | None = None
+
+    @property
+    def seconds(self) -> float:
+        return sum(s.seconds for s in self.steps)
+
+
+def new_run_id(now: dt.datetime) -> str:
+    return f"{now:%Y%m%dT%H%M%S}_{uuid.uuid4().hex[:6]}"
+
+
+def compile_experiment(project: Project, experiment: str, *, as_of: dt.date, schema: str,
+                       dialect: str, strategy: str, stage_prefix: str | None = None) -> tuple[AnalysisPlan, CompiledPlan]:
+    plan = build_plan(project, project.experiment(experiment), as_of=as_of, schema=schema)
+    compiled = compile_plan(plan, dialect=dialect, strategy=strategy,
+                            stage_prefix=stage_prefix or f"{schema}.__wn_stage")
+    return plan, compiled
+
+
+def compiled_files(plan: AnalysisPlan, compiled: CompiledPlan, models: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    now = dt.datetime.now(dt.timezone.utc)
+    files = [(f"model_{name}", f"-- wn model {name} (materialised as a view)\n{sql}") for name, sql in models]
+    for stmt in compiled.statements:
+        files.append((stmt.step if stmt.action != "drop" else f"drop_{stmt.step}",
+                      header(plan, compiled, stmt, now) + stmt.sql))
+    return files
+
+
+def model_statements(plan: AnalysisPlan, adapter: Adapter, schema: str) -> list[tuple[str, str]]:
+    return [(name, adapter.sql(f"CREATE OR REPLACE VIEW {schema}.{name} AS {sql}"))
+            for name, sql in plan.models]
+
+
+def run_experiment(project: Project, target: Target, adapter: Adapter, experiment: str, *,
+                   as_of: dt.date, strategy: str = "auto", target_dir: Path | None = None,
+                   progress: Progress | None = None, fault: str | None = None) -> RunResult:
+    """Run one experiment end to end; raises WnError after recording a failed run."""
+    say = progress or (lambda _msg: None)
+    schema = target.schema
+    started = dt.datetime.now()
+    run_id = new_run_id(started)
+    stage = f"{schema}.__wn_{run_id.split('_')[-1]}"
+    result = RunResult(run_id, experiment, "running", strategy, started)
+    stage_relations: list[str] = []
+    sql_dir: Path | None = None
+    try:
+        plan, compiled = compile_experiment(project, experiment, as_of=as_of, schema=schema,
+                                            dialect=adapter.dialect, strategy=strategy,
+                                            stage_prefix=stage)
+        result.plan = plan
+        models = model_statements(plan, adapter, schema)
+        if target_dir is not None:
+            paths = write_compiled(target_dir, experiment, adapter.dialect,
+                                   compiled_files(plan, compiled, models))
+            sql_dir = paths[0].parent if paths else None
+        _prepare(adapter, schema)
+        for name, sql in models:
+            _timed(result, f"model:{name}", "create_view", lambda s=sql: adapter.execute(s), say)
+        aggregates: list[dict[str, Any]] = []
+        for stmt in compiled.statements:
+            if stmt.action in ("create_table", "create_temp"):
+                stage_relations.append(stmt.relation)
+            step = _execute(adapter, stmt, result, say, sql_dir, compiled)
+            if stmt.action == "query":
+                aggregates = step
+            if fault == stmt.step:
+                raise WarehouseError(f"fault injected after step {stmt.step}", step=stmt.step)
+        counts = adapter.fetch(
+            f"select variant, count(*) as units from {stage}_exposures group by variant order by variant")
+        say("computing statistics")
+        t0 = time.perf_counter()
+        outputs = build_outputs(plan, aggregates, {r["variant"]: int(r["units"]) for r in counts},
+                                run_id=run_id, computed_at=started)
+        result.steps.append(StepResult("statistics", "python", time.perf_counter() - t0,
+                                       rows=len(outputs.scorecard)))
+        result.outputs = outputs
+        say("publishing results")
+        t0 = time.perf_counter()
+        _publish(adapter, schema, plan, result, stage, target, as_of, fault=fault)
+        result.steps.append(StepResult("publish", "transaction", time.perf_counter() - t0))
+        result.status = "success"
+    except WnError as exc:
+        _fail(adapter, schema, result, exc.render(), target, as_of)
+        exc.run_result = result  # type: ignore[attr-defined]
+        raise
+    except Exception as exc:  # a warehouse driver error
+        err = as_warehouse_error(exc, step=result.steps[-1].step if result.steps else None)
+        _fail(adapter, schema, result, err.render(), target, as_of)
+        err.run_result = result  # type: ignore[attr-defined]
+        raise err from None
+    finally:
+        for rel in reversed(stage_relations):
+            with contextlib.suppress(Exception):
+                adapter.execute(f"DROP TABLE IF EXISTS {rel}")
+    return result
+
+
+def _prepare(adapter: Adapter, schema: str) -> None:
+    adapter.ensure_schema(schema)
+    for table, columns in TABLES.items():
+        adapter.ensure_table(schema, table, columns)
+    adapter.execute(adapter.sql(f"CREATE OR REPLACE VIEW {schema}.scorecard_latest AS {scorecard_latest_view(schema)}"))
+
+
+def _timed(result: RunResult, step: str, action: str, fn: Callable[[], Any], say: Progress) -> Any:
+    say(step)
+    t0 = time.perf_counter()
+    out = fn()
+    result.steps.append(StepResult(step, action, time.perf_counter() - t0))
+    return out
+
+
+def _execute(adapter: Adapter, stmt: Statement, result: RunResult, say: Progress,
+             sql_dir: Path | None, compiled: CompiledPlan) -> Any:
+    say(f"{stmt.step} ({stmt.action})")
+    t0 = time.perf_counter()
+    try:
+        if stmt.action == "query":
+            out: Any = adapter.fetch(stmt.sql)
+            rows = len(out)
+        else:
+            adapter.execute(stmt.sql)
+            out = None
+            rows = None
+            if stmt.action in ("create_table", "create_temp"):
+                rows = int(adapter.fetch(f"select count(*) as n from {stmt.relation}")[0]["n"])
+    except WnError:
+        raise
+    except Exception as exc:
+        path = None
+        if sql_dir is not None:
+            match = sorted(sql_dir.glob(f"*_{stmt.step}.sql"))
+            path = str(match[0]) if match else str(sql_dir)
+        raise as_warehouse_error(exc, step=stmt.step, sql_path=path) from None
+    choice = compiled.choices.get(stmt.step)
+    result.steps.append(StepResult(stmt.step, stmt.action, time.perf_counter() - t0, rows,
+                                   stmt.relation, choice))
+    return out
+
+
+def _publish(adapter: Adapter, schema: str, plan: AnalysisPlan, result: RunResult, stage: str,
+             target: Target, as_of: dt.date, *, fault: str | None) -> None:
+    """Swap staged results in, in one transaction."""
+    outputs = result.outputs
+    assert outputs is not None
+    exposure_cols = [c for c, _ in EXPOSURES] + list(plan.dimensions)
+    unit_table = unit_metrics_table(plan.experiment)
+    with adapter.transaction():
+        for dim in plan.dimensions:
+            if dim not in {c.lower() for c in adapter.table_columns(schema, "exposures")}:
+                adapter.execute(f"ALTER TABLE {schema}.exposures ADD COLUMN {dim} VARCHAR")
+        adapter.execute(f"DELETE FROM {schema}.exposures WHERE experiment = {adapter.placeholder}",
+                        [plan.experiment])
+        cols = ", ".join(exposure_cols)
+        adapter.execute(f"INSERT INTO {schema}.exposures ({cols}) SELECT {cols} FROM {stage}_exposures")
+        adapter.execute(f"DROP TABLE IF EXISTS {schema}.{unit_table}")
+        adapter.execute(f"ALTER TABLE {stage}_unit_metrics RENAME TO {unit_table}")
+        adapter.insert_rows(f"{schema}.metric_aggregates", TABLES["metric_aggregates"], outputs.metric_aggregates)
+        if fault == "publish":
+            raise WarehouseError("fault injected during publish", step="publish")
+        adapter.insert_rows(f"{schema}.scorecard", TABLES["scorecard"], outputs.scorecard)
+        adapter.insert_rows(f"{schema}.health_checks", TABLES["health_checks"], outputs.health)
+        result.finished_at = dt.datetime.now()
+        adapter.insert_rows(f"{schema}.runs", TABLES["runs"], [_run_row(result, "success", None, target, as_of)])
+
+
+def _run_row(result: RunResult, status: str, error: str | None, target: Target,
+             as_of: dt.date) -> list[Any]:
+    plan = result.plan
+    steps = json.dumps([s.__dict__ for s in result.steps], default=str)
+    units = sum(result.outputs.units_by_variant.values()) if result.outputs else None
+    return [result.run_id, result.experiment, result.started_at, result.finished_at or dt.datetime.now(),
+            status, "full", result.strategy,
+            target.describe(), error,
+            str(plan.as_of if plan else as_of), plan.fingerprint() if plan else None, __version__,
+            units, steps]
+
+
+def _fail(adapter: Adapter, schema: str, result: RunResult, message: str, target: Target,
+          as_of: dt.date) -> None:
+    result.status = "error"
+    result.error = message
+    result.finished_at = dt.datetime.now()
+    with contextlib.suppress(Exception):
+        adapter.ensure_schema(schema)
+        adapter.ensure_table(schema, "runs", TABLES["runs"])
+        adapter.insert_rows(f"{schema}.runs", TABLES["runs"], [_run_row(result, "error", message, target, as_of)])
+
+
+def write_run_results(target_dir: Path, results: list[RunResult], target: Target) -> Path:
+    payload = {
+        "target": target.describe(),
+        "results": [{
+            "run_id": r.run_id, "experiment": r.experiment, "status": r.status,
+            "strategy": r.strategy, "started_at": r.started_at, "finished_at": r.finished_at,
+            "error": r.error, "plan_fingerprint": r.plan.fingerprint() if r.plan else None,
+            "steps": [s.__dict__ for s in r.steps],
+            "srm": r.outputs.srm_status if r.outputs else None,
+            "scorecard_rows": len(r.outputs.scorecard) if r.outputs else 0,
+        } for r in results],
+    }
+    return write_json(target_dir / "run_results.json", payload)

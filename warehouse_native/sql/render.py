@@ -1,0 +1,266 @@
+"""Render an analysis plan into SQL steps for one dialect and one strategy.
+
+Templates are written in the DuckDB dialect (Jinja), then sqlglot parses every statement
+and writes it for the target dialect.  The result is a list of :class:`Statement` — pure
+data, no connection — that the warehouse layer executes in order.
+
+Steps of the plan::
+
+    exposures (output) -> scan__<source> (intermediate, one per source) -> unit_metrics (output)
+                       -> aggregates (query, fetched: small)
+
+``strategy``: ``cte`` inlines every intermediate as a CTE of the statement that reads it;
+``temp`` materialises each intermediate as a temporary table; ``auto`` materialises an
+intermediate only when more than one later step reads it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import jinja2
+import sqlglot
+from sqlglot import exp
+from sqlglot.errors import SqlglotError
+
+from ..errors import CompileError
+from ..plan import AnalysisPlan, MetricPlan, UnitColumn
+from .expressions import date, literal, qualify, ts
+
+Strategy = Literal["cte", "temp", "auto"]
+STRATEGIES = ("cte", "temp", "auto")
+DIALECTS = ("duckdb", "postgres", "spark", "snowflake", "bigquery")
+
+_ENV = jinja2.Environment(
+    loader=jinja2.FileSystemLoader(str(Path(__file__).parent / "templates")),
+    undefined=jinja2.StrictUndefined, trim_blocks=False, lstrip_blocks=False)
+_ENV.filters["literal"] = literal
+
+
+@dataclass(frozen=True)
+class Statement:
+    """One SQL statement to execute.  ``action``: create_table | create_temp | query | drop."""
+
+    step: str
+    action: str
+    sql: str
+    relation: str | None = None
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class CompiledPlan:
+    experiment: str
+    dialect: str
+    strategy: str
+    statements: tuple[Statement, ...]
+    choices: dict[str, str] = field(default_factory=dict)   # intermediate -> 'inline' | 'temp'
+    metric_columns: dict[str, int] = field(default_factory=dict)  # metric -> index in aggregates
+
+
+# -- fragments -------------------------------------------------------------------------
+
+def _condition(c: UnitColumn, plan: AnalysisPlan, scan_ts: str) -> str:
+    t = f"s.{scan_ts}"
+    parts = []
+    if c.filter:
+        parts.append(f"({qualify(c.filter, 's')})")
+    if c.window == "post":
+        start = "e.first_exposure_at" if not c.start_day else \
+            f"e.first_exposure_at + interval {c.start_day} day"
+        parts.append(f"{t} >= {start}")
+        if c.end_day:
+            parts.append(f"{t} < e.first_exposure_at + interval {c.end_day} day")
+    else:
+        parts.append(f"{t} < e.first_exposure_at")
+    return " and ".join(parts)
+
+
+def _aggregate(c: UnitColumn, plan: AnalysisPlan, scan_ts: str) -> str:
+    cond = _condition(c, plan, scan_ts)
+    if c.agg == "count":
+        return f"sum(case when {cond} then 1 else 0 end)"
+    if c.agg == "flag":
+        return f"max(case when {cond} then 1 else 0 end)"
+    if c.agg == "sum":
+        return f"sum(case when {cond} then {qualify(c.value, 's')} else 0 end)"
+    if c.agg == "count_distinct":
+        return f"count(distinct case when {cond} then {qualify(c.value, 's')} end)"
+    if c.agg == "distinct_days":
+        return f"count(distinct case when {cond} then cast(s.{scan_ts} as date) end)"
+    raise CompileError(f"unknown aggregation '{c.agg}' in plan column {c.name}")
+
+
+def _post_days(plan: AnalysisPlan) -> str:
+    return f"greatest(date_diff('day', cast(e.first_exposure_at as date), {date(plan.end)}), 1)"
+
+
+def _finish(c: UnitColumn, alias: str, plan: AnalysisPlan) -> str:
+    value = f"cast(coalesce({alias}.{c.name}, 0) as double)"
+    if c.finish == "per_post_day":
+        days = _post_days(plan)
+        if c.end_day:
+            days = f"least({days}, {c.end_day})"
+        if c.start_day:
+            days = f"greatest({days} - {c.start_day}, 1)"
+        return f"{value} / {days}"
+    if c.finish == "per_pre_day":
+        return f"{value} / {plan.cuped_days}"
+    return value
+
+
+def _metric_inputs(m: MetricPlan) -> dict[str, str | None]:
+    return {"y": m.value_column, "d": m.den_column, "x": m.pre_column, "xm": m.pre_den_column}
+
+
+def _moments(index: int, m: MetricPlan) -> list[tuple[str, str]]:
+    y, d, x, xm = (f"m{index}_{k}" for k in ("y", "d", "x", "xm"))
+    out = [("sum", y), ("sum_sq", f"{y} * {y}")]
+    if m.is_ratio:
+        out += [("den_sum", d), ("den_sum_sq", f"{d} * {d}"), ("num_den_sum", f"{y} * {d}")]
+    if m.has_covariate:
+        out += [("pre_sum", x), ("pre_sum_sq", f"{x} * {x}"), ("sum_cross", f"{y} * {x}")]
+        if m.is_ratio:
+            out += [("pre_den_sum", xm), ("pre_den_sum_sq", f"{xm} * {xm}"),
+                    ("pre_num_den_sum", f"{x} * {xm}"), ("num_pre_den_sum", f"{y} * {xm}"),
+                    ("den_pre_sum", f"{d} * {x}"), ("den_pre_den_sum", f"{d} * {xm}")]
+    return out
+
+
+# -- step selects (DuckDB dialect) -----------------------------------------------------
+
+def _exposures_select(plan: AnalysisPlan) -> str:
+    return _ENV.get_template("exposures.sql.j2").render(
+        plan=plan, exposure=plan.exposure, literal=literal, ts=ts)
+
+
+def _scan_select(plan: AnalysisPlan, scan, rel: dict[str, str]) -> str:
+    return _ENV.get_template("source_scan.sql.j2").render(
+        plan=plan, scan=scan, rel=rel, ts=ts,
+        aggregate=lambda c: _aggregate(c, plan, scan.timestamp))
+
+
+def _unit_metrics_select(plan: AnalysisPlan, rel: dict[str, str]) -> str:
+    aliases = {s.source: f"s{i}" for i, s in enumerate(plan.scans)}
+    return _ENV.get_template("unit_metrics.sql.j2").render(
+        plan=plan, rel=rel, scan_alias=aliases, date=date,
+        post_days=lambda: _post_days(plan), finish=lambda c, a: _finish(c, a, plan))
+
+
+def _aggregates_select(plan: AnalysisPlan, rel: dict[str, str]) -> str:
+    caps: list[dict] = []
+    cap_of: dict[tuple[int, str], tuple[str | None, str | None]] = {}
+    measure: list[str] = []
+    exprs: dict[str, str] = {}
+    for i, m in enumerate(plan.metrics):
+        for key, col in _metric_inputs(m).items():
+            if col is None:
+                continue
+            name = f"m{i}_{key}"
+            lo = hi = None
+            if m.winsor_lower is not None:
+                lo = f"cap{i}_{key}_lo"
+                caps.append({"name": lo, "column": col, "quantile": m.winsor_lower})
+            if m.winsor_upper is not None:
+                hi = f"cap{i}_{key}_hi"
+                caps.append({"name": hi, "column": col, "quantile": m.winsor_upper})
+            value = f"analysed.{col}"
+            if hi:
+                value = f"least({value}, caps.{hi})"
+            if lo:
+                value = f"greatest({value}, caps.{lo})"
+            measure.append(name)
+            exprs[name] = value
+    return _ENV.get_template("aggregates.sql.j2").render(
+        plan=plan, rel=rel, caps=caps, measure_columns=measure, literal=literal,
+        capped=lambda name: exprs[name],
+        moments=lambda m: _moments(plan.metrics.index(m), m))
+
+
+# -- dialect + strategy ----------------------------------------------------------------
+
+def _parse(sql: str, step: str) -> exp.Expression:
+    try:
+        return sqlglot.parse_one(sql, read="duckdb")
+    except SqlglotError as exc:
+        raise CompileError(f"step '{step}': generated SQL does not parse ({exc}); "
+                           "this is a wn bug or an unsupported expression in a filter") from None
+
+
+def _write(node: exp.Expression, dialect: str, step: str) -> str:
+    try:
+        return node.sql(dialect=dialect, pretty=True, unsupported_level=sqlglot.ErrorLevel.RAISE)
+    except SqlglotError as exc:
+        raise CompileError(f"step '{step}': cannot be written for {dialect}: {exc}") from None
+
+
+def _with_ctes(query: exp.Expression, ctes: list[tuple[str, exp.Expression]]) -> exp.Expression:
+    """Prepend CTEs (in order) to a query, keeping the query's own CTEs after them."""
+    if not ctes:
+        return query
+    query = query.copy()
+    key = "with_" if "with_" in query.arg_types else "with"   # sqlglot renamed the arg in v26
+    own = query.args.get(key)
+    new = [exp.CTE(this=body, alias=exp.TableAlias(this=exp.to_identifier(name))) for name, body in ctes]
+    if own is not None:
+        own.set("expressions", new + list(own.expressions))
+    else:
+        query.set(key, exp.With(expressions=new))
+    return query
+
+
+def compile_plan(plan: AnalysisPlan, *, dialect: str = "duckdb", strategy: str = "auto",
+                 stage_prefix: str = "wn.__wn_stage") -> CompiledPlan:
+    """All statements of one run, for a dialect and a strategy."""
+    if dialect not in DIALECTS:
+        raise CompileError(f"unknown dialect '{dialect}'; use one of {', '.join(DIALECTS)}")
+    if strategy not in STRATEGIES:
+        raise CompileError(f"unknown strategy '{strategy}'; use one of {', '.join(STRATEGIES)}")
+    rel = {"exposures": f"{stage_prefix}_exposures", "unit_metrics": f"{stage_prefix}_unit_metrics"}
+    for scan in plan.scans:
+        rel[scan.step_name] = f"__wn_{scan.step_name}"
+
+    intermediates = {scan.step_name: _scan_select(plan, scan, rel) for scan in plan.scans}
+    readers = {name: 1 for name in intermediates}  # each scan is read by unit_metrics only
+    if strategy == "auto":
+        choices = {n: ("temp" if readers[n] > 1 else "inline") for n in intermediates}
+    else:
+        choices = {n: ("inline" if strategy == "cte" else "temp") for n in intermediates}
+
+    stmts: list[Statement] = []
+    exposures = _parse(_exposures_select(plan), "exposures")
+    stmts.append(_create("exposures", rel["exposures"], exposures, dialect, temp=False))
+    inline: list[tuple[str, exp.Expression]] = []
+    for name, sql in intermediates.items():
+        node = _parse(sql, name)
+        if choices[name] == "temp":
+            stmts.append(_create(name, rel[name], node, dialect, temp=True))
+        else:
+            inline.append((rel[name], node))
+    unit_metrics = _with_ctes(_parse(_unit_metrics_select(plan, rel), "unit_metrics"), inline)
+    stmts.append(_create("unit_metrics", rel["unit_metrics"], unit_metrics, dialect, temp=False))
+    aggregates = _parse(_aggregates_select(plan, rel), "aggregates")
+    stmts.append(Statement("aggregates", "query", _write(aggregates, dialect, "aggregates")))
+    for name, choice in choices.items():
+        if choice == "temp":
+            stmts.append(Statement(name, "drop", f"DROP TABLE IF EXISTS {rel[name]}", rel[name]))
+    return CompiledPlan(plan.experiment, dialect, strategy, tuple(stmts), choices,
+                        {m.name: i for i, m in enumerate(plan.metrics)})
+
+
+def _create(step: str, relation: str, select: exp.Expression, dialect: str, *, temp: bool) -> Statement:
+    table = exp.to_table(relation)
+    props = exp.Properties(expressions=[exp.TemporaryProperty()]) if temp else None
+    create = exp.Create(this=table, kind="TABLE", expression=select, properties=props)
+    return Statement(step, "create_temp" if temp else "create_table", _write(create, dialect, step),
+                     relation)
+
+
+def header(plan: AnalysisPlan, compiled: CompiledPlan, stmt: Statement, generated_at: dt.datetime) -> str:
+    """Comment block written above each compiled SQL file."""
+    return (f"-- wn compiled SQL | experiment {plan.experiment} | step {stmt.step} ({stmt.action})\n"
+            f"-- dialect {compiled.dialect} | strategy {compiled.strategy} | plan {plan.fingerprint()}"
+            f" | window [{plan.start:%Y-%m-%d}, {plan.end:%Y-%m-%d})\n")

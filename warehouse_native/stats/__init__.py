@@ -1,0 +1,50 @@
+"""Statistics for wn: pure functions on per-variant sufficient statistics.
+
+No SQL, no I/O, no imports from other wn layers. Conventions and formulas are in
+``docs/statistics.md``.
+"""
+
+from .bayesian import DEFAULT_PRIOR_SD, BayesianResult, bayesian_summary
+from .comparison import Comparison, compare
+from .contrast import ALTERNATIVES
+from .correction import CORRECTION_METHODS, adjust_p_values, adjusted_confidence
+from .errors import StatsInputError
+from .guardrail import DIRECTIONS, GuardrailResult, guardrail_check
+from .moments import (
+    COVARIATE_FIELDS,
+    MOMENT_FIELDS,
+    RATIO_COVARIATE_FIELDS,
+    RATIO_FIELDS,
+    Moments,
+)
+from .power import PowerResult, days_needed, sample_size
+from .sequential import SequentialResult, sequential_compare
+from .srm import SrmResult, srm_check
+
+__all__ = [
+    "ALTERNATIVES",
+    "BayesianResult",
+    "COVARIATE_FIELDS",
+    "CORRECTION_METHODS",
+    "Comparison",
+    "DEFAULT_PRIOR_SD",
+    "DIRECTIONS",
+    "GuardrailResult",
+    "MOMENT_FIELDS",
+    "Moments",
+    "PowerResult",
+    "RATIO_COVARIATE_FIELDS",
+    "RATIO_FIELDS",
+    "SequentialResult",
+    "SrmResult",
+    "StatsInputError",
+    "adjust_p_values",
+    "adjusted_confidence",
+    "bayesian_summary",
+    "compare",
+    "days_needed",
+    "guardrail_check",
+    "sample_size",
+    "sequential_compare",
+    "srm_check",
+]

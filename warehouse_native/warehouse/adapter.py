@@ -1,0 +1,111 @@
+"""What every warehouse adapter offers: connect, execute, fetch, load, atomic publish."""
+
+from __future__ import annotations
+
+import abc
+import contextlib
+from typing import Any, Iterator, Mapping, Sequence
+
+import numpy as np
+import sqlglot
+
+from ..errors import WarehouseError
+from .tables import Columns
+
+
+class Adapter(abc.ABC):
+    """A connection to one warehouse.  SQL given to it is already in its dialect."""
+
+    dialect: str = "duckdb"
+
+    def __init__(self, schema: str):
+        self.schema = schema
+
+    # -- primitives -------------------------------------------------------------------
+    @abc.abstractmethod
+    def execute(self, sql: str, params: Sequence[Any] | None = None) -> None: ...
+
+    @abc.abstractmethod
+    def fetch(self, sql: str, params: Sequence[Any] | None = None) -> list[dict[str, Any]]: ...
+
+    @abc.abstractmethod
+    def begin(self) -> None: ...
+
+    @abc.abstractmethod
+    def commit(self) -> None: ...
+
+    @abc.abstractmethod
+    def rollback(self) -> None: ...
+
+    @abc.abstractmethod
+    def close(self) -> None: ...
+
+    @abc.abstractmethod
+    def table_columns(self, schema: str, table: str) -> list[str]:
+        """Column names of a table, or [] when it does not exist."""
+
+    @abc.abstractmethod
+    def load_columns(self, relation: str, columns: Mapping[str, np.ndarray]) -> int:
+        """Replace ``relation`` with the given numpy columns (NaN floats -> NULL)."""
+
+    @abc.abstractmethod
+    def insert_rows(self, relation: str, columns: Columns, rows: Sequence[Sequence[Any]]) -> None: ...
+
+    placeholder = "?"
+
+    # -- shared helpers ---------------------------------------------------------------
+    def sql(self, duckdb_sql: str) -> str:
+        """Write a DuckDB-dialect statement in this adapter's dialect."""
+        if self.dialect == "duckdb":
+            return duckdb_sql
+        return sqlglot.transpile(duckdb_sql, read="duckdb", write=self.dialect)[0]
+
+    def ensure_schema(self, schema: str) -> None:
+        self.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
+
+    def ensure_table(self, schema: str, table: str, columns: Columns) -> None:
+        """Create the table if missing; add any contract columns it lacks (never rename)."""
+        existing = self.table_columns(schema, table)
+        if not existing:
+            cols = ", ".join(f"{name} {kind}" for name, kind in columns)
+            self.execute(self.sql(f"CREATE TABLE IF NOT EXISTS {schema}.{table} ({cols})"))
+            return
+        have = {c.lower() for c in existing}
+        for name, kind in columns:
+            if name.lower() not in have:
+                self.execute(self.sql(f"ALTER TABLE {schema}.{table} ADD COLUMN {name} {kind}"))
+
+    def relation_exists(self, relation: str) -> bool:
+        schema, _, table = relation.rpartition(".")
+        return bool(self.table_columns(schema or "main", table))
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:
+        self.begin()
+        try:
+            yield
+        except BaseException:
+            with contextlib.suppress(Exception):
+                self.rollback()
+            raise
+        else:
+            self.commit()
+
+    def __enter__(self) -> "Adapter":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def as_warehouse_error(exc: Exception, *, step: str | None = None, sql_path: str | None = None) -> WarehouseError:
+    message = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
+    hint = None
+    low = message.lower()
+    if "ambiguous reference to catalog or schema" in low:
+        hint = ("the DuckDB file is named like the target schema; rename the file (path:) or the "
+                "schema in profiles.yml")
+    elif "does not exist" in low or "not found" in low:
+        hint = ("check the table/column names in metrics/*.yml and models/, and that `wn seed` "
+                "or your loaders have created the raw tables")
+    return WarehouseError(message, step=step, sql_path=sql_path, hint=hint)

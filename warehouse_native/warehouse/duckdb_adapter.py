@@ -1,0 +1,86 @@
+"""DuckDB, the embedded default warehouse."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import duckdb
+import numpy as np
+
+from ..errors import WarehouseError
+from .adapter import Adapter
+from .tables import Columns
+
+
+class DuckDBAdapter(Adapter):
+    dialect = "duckdb"
+
+    def __init__(self, path: str, schema: str = "wn", *, threads: int | None = None,
+                 memory_limit: str | None = None, temp_directory: str | None = None,
+                 read_only: bool = False):
+        super().__init__(schema)
+        config: dict[str, Any] = {}
+        if threads:
+            config["threads"] = int(threads)
+        if memory_limit:
+            config["memory_limit"] = str(memory_limit)
+        if path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            config["temp_directory"] = temp_directory or str(Path(path).with_suffix(".tmp"))
+        try:
+            self.con = duckdb.connect(path, read_only=read_only, config=config)
+        except duckdb.Error as exc:
+            raise WarehouseError(f"cannot open DuckDB database {path}: {exc}",
+                                 hint="close other programs holding the file, or check the path "
+                                      "in profiles.yml") from None
+        self.path = path
+
+    def execute(self, sql: str, params: Sequence[Any] | None = None) -> None:
+        self.con.execute(sql, params) if params else self.con.execute(sql)
+
+    def fetch(self, sql: str, params: Sequence[Any] | None = None) -> list[dict[str, Any]]:
+        cur = self.con.execute(sql, params) if params else self.con.execute(sql)
+        names = [d[0] for d in cur.description]
+        return [dict(zip(names, row)) for row in cur.fetchall()]
+
+    def begin(self) -> None:
+        self.con.execute("BEGIN TRANSACTION")
+
+    def commit(self) -> None:
+        self.con.execute("COMMIT")
+
+    def rollback(self) -> None:
+        self.con.execute("ROLLBACK")
+
+    def close(self) -> None:
+        self.con.close()
+
+    def table_columns(self, schema: str, table: str) -> list[str]:
+        rows = self.con.execute(
+            "select column_name from information_schema.columns where table_schema = ? and "
+            "table_name = ? order by ordinal_position", [schema, table]).fetchall()
+        return [r[0] for r in rows]
+
+    def load_columns(self, relation: str, columns: Mapping[str, np.ndarray]) -> int:
+        schema, _, _ = relation.rpartition(".")
+        if schema:
+            self.ensure_schema(schema)
+        frame = {k: np.asarray(v) for k, v in columns.items()}
+        name = "__wn_load"
+        self.con.register(name, frame)
+        try:
+            select = ", ".join(
+                f"case when isnan({k}) then null else {k} end as {k}" if frame[k].dtype.kind == "f" else k
+                for k in frame)
+            self.con.execute(f"CREATE OR REPLACE TABLE {relation} AS SELECT {select} FROM {name}")
+        finally:
+            self.con.unregister(name)
+        return len(next(iter(frame.values()))) if frame else 0
+
+    def insert_rows(self, relation: str, columns: Columns, rows: Sequence[Sequence[Any]]) -> None:
+        if not rows:
+            return
+        names = ", ".join(c for c, _ in columns)
+        marks = ", ".join("?" for _ in columns)
+        self.con.executemany(f"INSERT INTO {relation} ({names}) VALUES ({marks})", [list(r) for r in rows])
