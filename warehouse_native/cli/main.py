@@ -6,6 +6,7 @@ import sys
 import traceback
 
 import click
+from rich.markup import escape
 
 from .. import __version__
 from ..errors import WnError
@@ -41,14 +42,14 @@ def main(argv: list[str] | None = None) -> None:
         exc.show()
         sys.exit(exc.exit_code)
     except WnError as exc:
-        err_console.print(f"[bold red]error:[/bold red] {exc.render()}", highlight=False, markup=True)
+        err_console.print(f"[bold red]error:[/bold red] {escape(exc.render())}")
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         err_console.print("[red]interrupted[/red]")
         sys.exit(130)
     except Exception as exc:  # noqa: BLE001 - last line of defence: never a bare traceback
         ctx_debug = "--debug" in (argv or sys.argv)
-        err_console.print(f"[bold red]internal error:[/bold red] {type(exc).__name__}: {exc}\n"
+        err_console.print(f"[bold red]internal error:[/bold red] {type(exc).__name__}: {escape(str(exc))}\n"
                           "    this is a bug in wn; rerun with --debug for the traceback and report it",
                           highlight=False)
         if ctx_debug:

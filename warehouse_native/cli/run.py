@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import click
+from rich.markup import escape
 
 from ..errors import WnError
 from ..runner import RunResult, run_experiment, write_run_results
@@ -52,7 +53,7 @@ def command(flags: Flags, experiments: tuple[str, ...], all_: bool, strategy: st
                 except WnError as exc:
                     failures.append((name, exc))
                     err_console.print(f"[bold red]✗ {name} failed[/bold red] — previous results are "
-                                      f"unchanged\n  {exc.render()}", highlight=False)
+                                      f"unchanged\n  {escape(exc.render())}")
                     if fail_fast:
                         break
                     continue

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import click
+from rich.markup import escape
 
 from ..errors import ProjectError
 from .console import console, err_console
@@ -25,10 +26,10 @@ def command(flags: Flags) -> None:
         problems.extend(exc.problems)
     if problems:
         err_console.print(f"[bold red]{len(problems)} problem{'s' if len(problems) != 1 else ''} found[/bold red]")
-        for p in problems:
-            err_console.print(f"  [red]✗[/red] [bold]{p.location()}[/bold]: {p.message}", highlight=False)
+        for p in sorted(problems, key=lambda p: (p.file or "", p.line or 0)):
+            err_console.print(f"  [red]✗[/red] [bold]{escape(p.location())}[/bold]: {escape(p.message)}")
             if p.hint:
-                err_console.print(f"      [dim]fix:[/dim] {p.hint}", highlight=False)
+                err_console.print(f"      [dim]fix:[/dim] {escape(p.hint)}")
         raise SystemExit(2)
     assert project is not None
     console.print(f"[green]✓[/green] project is valid: {len(project.sources)} sources, "

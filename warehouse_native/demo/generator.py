@@ -177,6 +177,7 @@ def _exposure_rows(
     last_day: int,
     log_prob: float,
     n_users: int,
+    start_us: int,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Exposure rows from sessions (sorted by user, ts) in [first_day, last_day].
 
@@ -186,8 +187,10 @@ def _exposure_rows(
     idx = np.flatnonzero(logged)
     rank, starts = _group_rank(s_user[idx])
     rows = idx[rank < S.MAX_EXPOSURE_ROWS]
-    # The SDK logs the exposure 0.2-3 s after the session starts (the button renders).
-    row_ts = s_ts[rows] + (rng.uniform(0.2, 3.0, len(rows)) * _US_PER_SECOND).astype(np.int64)
+    # The SDK logs the assignment 0.2-2 s before the app logs session_start (it is fetched at
+    # launch), so every event of the exposing session is inside the analysis window.
+    lead = (rng.uniform(0.2, 2.0, len(rows)) * _US_PER_SECOND).astype(np.int64)
+    row_ts = np.maximum(s_ts[rows] - lead, start_us + s_day[rows] * _US_PER_DAY)
     first_session_ts = np.full(n_users, np.iinfo(np.int64).max, np.int64)
     first = idx[starts]
     first_session_ts[s_user[first]] = s_ts[first]
@@ -245,7 +248,7 @@ def _block(cfg: DemoConfig, users: _Users, u0: int, u1: int, start_us: int) -> t
          users.multi_gate[u0:u1], len(S.GATE_VARIANTS)),
     ):
         rows, row_ts, first_session_ts = _exposure_rows(
-            rng, s_user, s_ts, s_day, first_day, last_day, log_prob, nu
+            rng, s_user, s_ts, s_day, first_day, last_day, log_prob, nu, start_us
         )
         post[name] = s_ts >= first_session_ts[s_user]
         r_user = s_user[rows]
@@ -283,15 +286,12 @@ def _block(cfg: DemoConfig, users: _Users, u0: int, u1: int, start_us: int) -> t
     eff_orange = S.PLANTED_EFFECTS[S.EXPERIMENT]["orange"]
     eff_gate = S.PLANTED_EFFECTS[S.GATE]["on"]
 
-    out_day, out_user, out_ts, out_code, out_value = [], [], [], [], []
-    s_day16 = s_day.astype(np.int16)
+    out_sess, out_ts, out_code = [], [], []
 
-    def emit(code: int, sess: np.ndarray, ts: np.ndarray, value: np.ndarray | None = None):
-        out_day.append(s_day16[sess])
-        out_user.append(s_user[sess].astype(np.int32) + np.int32(u0))
+    def emit(code: int, sess: np.ndarray, ts: np.ndarray) -> None:
+        out_sess.append(sess)
         out_ts.append(ts)
         out_code.append(np.full(len(sess), code, np.int8))
-        out_value.append(np.full(len(sess), np.nan) if value is None else value)
 
     codes = {name: i for i, name in enumerate(S.EVENT_NAMES)}
     all_sessions = np.arange(ns)
@@ -343,16 +343,54 @@ def _block(cfg: DemoConfig, users: _Users, u0: int, u1: int, start_us: int) -> t
         rng.normal(0.0, S.PURCHASE_AMOUNT_LOG_SD, len(buy))
     )
     amount = np.where(orange[buy], amount * eff_orange["purchase_amount"], amount)
-    emit(codes["purchase"], buy, _within(rng, s_ts[buy], s_dur[buy]), np.round(amount, 2))
+    emit(codes["purchase"], buy, _within(rng, s_ts[buy], s_dur[buy]))
+    amount = np.round(amount, 2)
 
+    # Order the block's events by day (stable radix sort on a small int), keep compact columns.
+    sess = np.concatenate(out_sess)
+    del out_sess
+    e_day = s_day.astype(np.int16)[sess]
+    order = np.argsort(e_day, kind="stable")
     events = dict(
-        day=np.concatenate(out_day),
-        user=np.concatenate(out_user),
-        ts=np.concatenate(out_ts),
-        code=np.concatenate(out_code),
-        value=np.concatenate(out_value),
+        user=(s_user.astype(np.int32) + np.int32(u0))[sess[order]],
+        ts=np.concatenate(out_ts)[order],
+        code=np.concatenate(out_code)[order],
+        day_counts=np.bincount(e_day, minlength=days),
     )
+    # Purchase amounts in the same (stable, by day) order as the purchase rows above.
+    buy_day = e_day[len(sess) - len(buy):]
+    buy_order = np.argsort(buy_day, kind="stable")
+    events["amount"] = amount[buy_order]
+    events["amount_day_counts"] = np.bincount(buy_day, minlength=days)
     return exposures, events
+
+
+def _assemble_by_day(blocks: list[dict], days: int) -> dict[str, np.ndarray]:
+    """Concatenate the blocks' day-sorted events into day-major order (day, then block)."""
+    counts = np.stack([b["day_counts"] for b in blocks])  # blocks x days
+    starts = np.concatenate([np.zeros((len(blocks), 1), np.int64), np.cumsum(counts, 1)], 1)
+    out_pos = np.cumsum(counts.T.ravel()) - counts.T.ravel()  # day-major
+    out_pos = out_pos.reshape(days, len(blocks))
+    total = int(counts.sum())
+    out = {
+        "user": np.empty(total, np.int32),
+        "ts": np.empty(total, np.int64),
+        "code": np.empty(total, np.int8),
+    }
+    for b, blk in enumerate(blocks):
+        for d in np.flatnonzero(counts[b]):
+            a, z, o = starts[b, d], starts[b, d + 1], out_pos[d, b]
+            for key, arr in out.items():
+                arr[o:o + z - a] = blk[key][a:z]
+        for key in out:
+            del blk[key]
+    a_counts = np.stack([b["amount_day_counts"] for b in blocks])
+    a_starts = np.concatenate([np.zeros((len(blocks), 1), np.int64), np.cumsum(a_counts, 1)], 1)
+    out["amount"] = np.concatenate(
+        [blocks[b]["amount"][a_starts[b, d]:a_starts[b, d + 1]]
+         for d in range(days) for b in range(len(blocks))]
+    )
+    return out
 
 
 def generate_demo(config: DemoConfig | None = None) -> dict[str, dict[str, np.ndarray]]:
@@ -386,13 +424,10 @@ def generate_demo(config: DemoConfig | None = None) -> dict[str, dict[str, np.nd
         ex_blocks.append(ex)
         ev_blocks.append(ev)
 
-    ev = {}
-    for key in ("day", "user", "ts", "code", "value"):
-        ev[key] = np.concatenate([b[key] for b in ev_blocks])
-        for b in ev_blocks:
-            del b[key]
     ex = {key: np.concatenate([b[key] for b in ex_blocks]) for key in ex_blocks[0]}
-    del ex_blocks, ev_blocks
+    del ex_blocks
+    ev = _assemble_by_day(ev_blocks, cfg.days)
+    del ev_blocks
 
     width = max(6, len(str(cfg.users - 1)))
     user_ids = np.array([f"u{i:0{width}d}" for i in range(cfg.users)], dtype=object)
@@ -421,15 +456,18 @@ def generate_demo(config: DemoConfig | None = None) -> dict[str, dict[str, np.nd
     }
     del ex, group, device_index, second, stable_ids
 
-    # Events: ordered by day (a counting sort, like a date-partitioned table); inside a day
-    # by block of users, then event type, then user and time. A full sort by ts would cost
-    # more than generating the data. Columns are built one at a time to bound memory.
-    order = np.argsort(ev.pop("day"), kind="stable")
-    user = ev.pop("user")[order]
+    # Events: ordered by day (like a date-partitioned table); inside a day by block of users,
+    # then event type, then user and time. (A full sort by ts would cost more than generating
+    # the data, and this order keeps the object-array lookups cache-friendly.)
+    user = ev.pop("user")
     events = {"user_id": user_ids[user]}
-    events["ts"] = ev.pop("ts")[order].view("datetime64[us]")
-    events["event_name"] = np.array(S.EVENT_NAMES, dtype=object)[ev.pop("code")[order]]
-    events["value"] = ev.pop("value")[order]
+    events["ts"] = ev.pop("ts").view("datetime64[us]")
+    code = ev.pop("code")
+    events["event_name"] = np.array(S.EVENT_NAMES, dtype=object)[code]
+    value = np.full(len(code), np.nan)
+    value[code == S.EVENT_NAMES.index("purchase")] = ev.pop("amount")
+    del code
+    events["value"] = value
     events["country"] = countries[users.country[user]]
-    del order, user
+    del user
     return {"raw.exposures": exposures, "raw.events": events}

@@ -79,6 +79,9 @@ def _pydantic_problems(exc: ValidationError, node: Any, prefix: list[Any], file:
         msg = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
             msg = f"unknown field '{loc[-1]}'"
+        elif err["type"] == "literal_error":
+            allowed = err.get("ctx", {}).get("expected", "")
+            msg = f"'{err.get('input')}' is not allowed here; expected {allowed}"
         field_path = ".".join(str(p) for p in prefix + loc) or None
         out.add(f"{label}: {msg}", file=file, line=line, field=field_path,
                 hint=_HINTS.get(err["type"]))
@@ -168,6 +171,8 @@ def load_project(root: Path) -> Project:
         node = data["experiment"]
         name = node.get("name", path.stem) if isinstance(node, dict) else path.stem
         obj = _build(Experiment, node, ["experiment"], file, out, f"experiment '{name}'")
+        if isinstance(node, LineDict):
+            _check_variants(node, file, f"experiment '{name}'", out)
         if obj is not None:
             register("experiment", obj, node, file, experiments)
 
@@ -297,20 +302,6 @@ def _check_experiment(e: Experiment, node: LineDict, file: str, project: Project
         line = locate(node, path or [fld])
         out.add(f"{label}: {msg}", file=file, line=line, field=fld, hint=hint)
 
-    controls = [v.name for v in e.variants if v.control]
-    if len(controls) != 1:
-        add(f"needs exactly one control variant, found {len(controls)}", "variants",
-            "mark one variant with 'control: true'")
-    names = [v.name for v in e.variants]
-    for dup in sorted({n for n in names if names.count(n) > 1}):
-        add(f"variant '{dup}' is listed twice", "variants")
-    total = sum(v.weight for v in e.variants)
-    if not math.isclose(total, 1.0, abs_tol=1e-6):
-        add(f"variant weights sum to {total:g}, not 1", "variants",
-            "make the weights add up to 1 (e.g. 0.25 each for four variants)")
-    if "__multiple__" in names:
-        add("'__multiple__' is reserved for multi-exposed units", "variants")
-
     exp_src = project.sources.get(e.exposures.source)
     if exp_src is None:
         add(f"exposure source '{e.exposures.source}' is not defined", "exposures",
@@ -340,9 +331,41 @@ def _check_experiment(e: Experiment, node: LineDict, file: str, project: Project
                 add(f"metric '{name}' is listed in both {seen[name]} and {role}", role,
                     "list each metric once", [role, i])
             seen[name] = role
-            if e.unit not in project.metric_units(metric):
+            if _resolvable(metric, project) and e.unit not in project.metric_units(metric):
                 add(f"metric '{name}' has no '{e.unit}' unit in its source", role,
                     "add the unit column to the source's 'units'", [role, i])
+
+
+def _resolvable(metric: Metric, project: Project) -> bool:
+    """False when the metric's own references are broken (already reported on the metric)."""
+    if metric.type == "ratio":
+        parts = [project.metrics.get(metric.numerator or ""), project.metrics.get(metric.denominator or "")]
+        return all(p is not None and _resolvable(p, project) for p in parts)
+    return metric.source in project.sources
+
+
+def _check_variants(node: LineDict, file: str, label: str, out: ProblemCollector) -> None:
+    """Checks on the raw variant list, so they run even when other fields are invalid."""
+    variants = node.get("variants")
+    if not isinstance(variants, list) or not all(isinstance(v, dict) for v in variants):
+        return
+    line = node.line_of("variants")
+    controls = [v.get("name") for v in variants if v.get("control") is True]
+    if len(controls) != 1:
+        out.add(f"{label}: needs exactly one control variant, found {len(controls)}", file=file,
+                line=line, field="variants", hint="mark one variant with 'control: true'")
+    names = [str(v.get("name")) for v in variants]
+    for dup in sorted({n for n in names if names.count(n) > 1}):
+        out.add(f"{label}: variant '{dup}' is listed twice", file=file, line=line, field="variants")
+    if "__multiple__" in names:
+        out.add(f"{label}: '__multiple__' is reserved for multi-exposed units", file=file, line=line,
+                field="variants")
+    weights = [v.get("weight") for v in variants]
+    if all(isinstance(w, (int, float)) and not isinstance(w, bool) for w in weights):
+        total = float(sum(weights))
+        if not math.isclose(total, 1.0, abs_tol=1e-6):
+            out.add(f"{label}: variant weights sum to {total:g}, not 1", file=file, line=line,
+                    field="variants", hint="make the weights add up to 1 (e.g. 0.25 each for four variants)")
 
 
 def _closest(name: str | None, known: dict[str, Any]) -> str | None:

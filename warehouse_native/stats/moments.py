@@ -40,6 +40,7 @@ RATIO_COVARIATE_FIELDS: tuple[str, ...] = (
     "den_pre_den_sum",
 )
 _SQUARE_FIELDS = ("sum_sq", "den_sum_sq", "pre_sum_sq", "pre_den_sum_sq")
+_FLOAT_FIELDS = ("sum", "sum_sq", *RATIO_FIELDS, *COVARIATE_FIELDS, *RATIO_COVARIATE_FIELDS)
 
 
 @dataclass(frozen=True)
@@ -76,14 +77,13 @@ class Moments:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "n", _as_count(self.n))
-        for f in fields(self)[1:]:
-            value = getattr(self, f.name)
-            required = f.name in ("sum", "sum_sq")
+        for name in _FLOAT_FIELDS:
+            value = getattr(self, name)
             if value is None:
-                if required:
-                    raise StatsInputError(f"Moments.{f.name} is required (got None)")
+                if name in ("sum", "sum_sq"):
+                    raise StatsInputError(f"Moments.{name} is required (got None)")
                 continue
-            object.__setattr__(self, f.name, _as_float(f.name, value))
+            object.__setattr__(self, name, _as_float(name, value))
         for name in _SQUARE_FIELDS:
             value = getattr(self, name)
             if value is not None and value < 0:
@@ -188,6 +188,7 @@ class Moments:
 
 
 MOMENT_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(Moments))
+assert MOMENT_FIELDS == ("n", *_FLOAT_FIELDS)
 
 
 def _as_count(value: Any) -> int:
@@ -205,6 +206,10 @@ def _as_count(value: Any) -> int:
 
 
 def _as_float(name: str, value: Any) -> float:
+    if type(value) is float:
+        if not math.isfinite(value):
+            raise StatsInputError(f"Moments.{name} must be finite (got {value!r})")
+        return value
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (numbers.Real, Decimal)):
         raise StatsInputError(f"Moments.{name} must be a number (got {value!r})")
     out = float(value)

@@ -20,6 +20,9 @@ class DuckDBAdapter(Adapter):
                  memory_limit: str | None = None, temp_directory: str | None = None,
                  read_only: bool = False):
         super().__init__(schema)
+        if read_only and path != ":memory:" and not Path(path).exists():
+            raise WarehouseError(f"no DuckDB database at {path} yet",
+                                 hint="run `wn seed` (demo data) and then `wn run --experiment NAME`")
         config: dict[str, Any] = {}
         if threads:
             config["threads"] = int(threads)

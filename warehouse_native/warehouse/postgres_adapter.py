@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import io
-import math
-from typing import Any, Mapping, Sequence
+import contextlib
+from typing import Any, Iterator, Mapping, Sequence
 
 import numpy as np
 
@@ -12,7 +11,12 @@ from ..errors import WarehouseError
 from .adapter import Adapter
 from .tables import Columns
 
-_PG_TYPES = {"f": "double precision", "i": "bigint", "u": "bigint", "b": "boolean", "M": "timestamp"}
+# numpy dtype kind -> column type, spelled as pg_catalog.format_type() returns it so that an
+# existing table's shape can be compared with the one a load would create.
+_PG_TYPES = {"f": "double precision", "i": "bigint", "u": "bigint", "b": "boolean",
+             "M": "timestamp without time zone"}
+_COPY_CHUNK_ROWS = 100_000
+_NULL = "\\N"
 
 
 class PostgresAdapter(Adapter):
@@ -30,7 +34,7 @@ class PostgresAdapter(Adapter):
         try:
             self.con = psycopg.connect(host=str(host), port=int(port), user=str(user),
                                        password=str(password) or None, dbname=str(dbname),
-                                       autocommit=True, connect_timeout=10)
+                                       autocommit=True, connect_timeout=10, application_name="wn")
         except psycopg.Error as exc:
             raise WarehouseError(f"cannot connect to PostgreSQL at {host}:{port}/{dbname}: {exc}",
                                  hint="check the pg target in profiles.yml and that the server runs") from None
@@ -48,16 +52,29 @@ class PostgresAdapter(Adapter):
             names = [d.name for d in cur.description]
             return [dict(zip(names, row)) for row in cur.fetchall()]
 
+    # The connection runs in autocommit; a transaction is "autocommit off" until commit or
+    # rollback.  Autocommit is restored even when COMMIT itself fails (the server has then
+    # rolled back), so that later statements, e.g. recording a failed run, are not left in an
+    # implicit transaction that nobody commits.
     def begin(self) -> None:
         self.con.autocommit = False
 
     def commit(self) -> None:
-        self.con.commit()
-        self.con.autocommit = True
+        try:
+            self.con.commit()
+        finally:
+            self._autocommit_again()
 
     def rollback(self) -> None:
-        self.con.rollback()
-        self.con.autocommit = True
+        try:
+            self.con.rollback()
+        finally:
+            self._autocommit_again()
+
+    def _autocommit_again(self) -> None:
+        with contextlib.suppress(Exception):
+            if not self.con.closed:
+                self.con.autocommit = True
 
     def close(self) -> None:
         self.con.close()
@@ -67,20 +84,53 @@ class PostgresAdapter(Adapter):
                           "and table_name = %s order by ordinal_position", [schema, table])
         return [r["column_name"] for r in rows]
 
+    def _column_types(self, relation: str) -> list[tuple[str, str]]:
+        """(name, type) of an existing table's columns, or [] when it does not exist."""
+        rows = self.fetch(
+            "select a.attname as name, format_type(a.atttypid, a.atttypmod) as type "
+            "from pg_attribute as a where a.attrelid = to_regclass(%s) and a.attnum > 0 "
+            "and not a.attisdropped order by a.attnum", [relation])
+        return [(r["name"], r["type"]) for r in rows]
+
     def load_columns(self, relation: str, columns: Mapping[str, np.ndarray]) -> int:
+        """Replace ``relation``'s rows with the columns, atomically, through COPY.
+
+        When the table exists with the same columns and types it is truncated and refilled, so
+        views on it (e.g. wn's models) keep working; otherwise it is dropped and recreated.
+        """
+        arrays = {k.lower(): np.asarray(v) for k, v in columns.items()}
+        if not arrays:
+            raise WarehouseError(f"nothing to load into {relation}: no columns")
+        n = len(next(iter(arrays.values())))
+        if any(len(a) != n for a in arrays.values()):
+            raise WarehouseError(f"cannot load {relation}: columns have different lengths")
+        wanted = [(k, _PG_TYPES.get(a.dtype.kind, "text")) for k, a in arrays.items()]
         schema, _, _ = relation.rpartition(".")
-        if schema:
-            self.ensure_schema(schema)
-        arrays = {k: np.asarray(v) for k, v in columns.items()}
-        defs = ", ".join(f"{k} {_PG_TYPES.get(a.dtype.kind, 'text')}" for k, a in arrays.items())
-        self.execute(f"DROP TABLE IF EXISTS {relation}")
-        self.execute(f"CREATE TABLE {relation} ({defs})")
-        n = len(next(iter(arrays.values()))) if arrays else 0
-        names = list(arrays)
-        with self.con.cursor() as cur:
-            with cur.copy(f"COPY {relation} ({', '.join(names)}) FROM STDIN") as copy:
-                for i in range(n):
-                    copy.write_row([_plain(arrays[k][i]) for k in names])
+        psycopg = self._psycopg
+        try:
+            if schema:
+                self.ensure_schema(schema)
+            with self.transaction():
+                existing = self._column_types(relation)
+                if existing == wanted:
+                    self.execute(f"TRUNCATE TABLE {relation}")
+                else:
+                    if existing:
+                        self.execute(f"DROP TABLE {relation}")
+                    self.execute(f"CREATE TABLE {relation} ({', '.join(f'{k} {t}' for k, t in wanted)})")
+                with self.con.cursor() as cur:
+                    with cur.copy(f"COPY {relation} ({', '.join(arrays)}) FROM STDIN") as copy:
+                        for chunk in _copy_text(list(arrays.values()), n):
+                            copy.write(chunk)
+        except psycopg.errors.DependentObjectsStillExist as exc:
+            detail = (exc.diag.message_detail or "").replace("\n", "; ")
+            raise WarehouseError(
+                f"cannot replace {relation}: its columns change and other objects depend on it"
+                f"{' (' + detail + ')' if detail else ''}",
+                hint="drop those views (wn recreates its own models on the next run), then retry") from None
+        except psycopg.Error as exc:
+            message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise WarehouseError(f"cannot load {relation}: {message}") from None
         return n
 
     def insert_rows(self, relation: str, columns: Columns, rows: Sequence[Sequence[Any]]) -> None:
@@ -92,11 +142,50 @@ class PostgresAdapter(Adapter):
             cur.executemany(f"INSERT INTO {relation} ({names}) VALUES ({marks})", [list(r) for r in rows])
 
 
-def _plain(value: Any) -> Any:
-    if isinstance(value, np.generic):
-        if isinstance(value, np.datetime64):
-            return value.astype("datetime64[us]").item()
+# -- COPY text format, built column-wise (no per-row Python objects beyond the strings) --------
+
+_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+def _copy_text(arrays: list[np.ndarray], n: int) -> Iterator[str]:
+    for start in range(0, n, _COPY_CHUNK_ROWS):
+        stop = min(start + _COPY_CHUNK_ROWS, n)
+        cols = [_text_column(a[start:stop]) for a in arrays]
+        yield "\n".join(map("\t".join, zip(*cols))) + "\n"
+
+
+def _with_nulls(values: list[str], missing: np.ndarray) -> list[str]:
+    for i in np.flatnonzero(missing).tolist():
+        values[i] = _NULL
+    return values
+
+
+def _text_column(a: np.ndarray) -> list[str]:
+    """One column as COPY text fields: exact (shortest round-trip) floats, NULL as \\N."""
+    kind = a.dtype.kind
+    if kind == "f":
+        # repr() is the shortest string that parses back to the same double: no precision lost.
+        return _with_nulls(list(map(float.__repr__, a.astype(np.float64).tolist())), np.isnan(a))
+    if kind in "iu":
+        return list(map(str, a.tolist()))
+    if kind == "b":
+        return ["t" if v else "f" for v in a.tolist()]
+    if kind == "M":
+        a = a.astype("datetime64[us]")
+        return _with_nulls(np.datetime_as_string(a, unit="us").tolist(), np.isnat(a))
+    values = a.tolist()
+    if all(type(v) is str for v in values):
+        if not any(c in "".join(values) for c in "\\\t\n\r"):
+            return values
+        return [v.translate(_ESCAPES) for v in values]
+    return [_text_field(v) for v in values]
+
+
+def _text_field(value: Any) -> str:
+    if value is None or (isinstance(value, float) and value != value):
+        return _NULL
+    if isinstance(value, bytes):
+        value = value.decode()
+    elif isinstance(value, np.generic):
         value = value.item()
-    if isinstance(value, float) and math.isnan(value):
-        return None
-    return value
+    return str(value).translate(_ESCAPES)

@@ -1,0 +1,64 @@
+"""The CLI end to end in a subprocess: real exit codes, readable output, never a traceback."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import copy_project
+
+
+def wn(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "warehouse_native.cli.main", *args], cwd=cwd,
+                          capture_output=True, text=True, timeout=300, env={"COLUMNS": "160", "PATH": ""})
+
+
+def test_seed_run_show_compile(tmp_path: Path):
+    root = copy_project(tmp_path / "p")
+    seed = wn("seed", "--users", "2000", cwd=root)
+    assert seed.returncode == 0, seed.stderr
+    assert "raw.events" in seed.stdout
+    run = wn("run", "--experiment", "button_color_v3", "--as-of", "2026-11-01", cwd=root)
+    assert run.returncode == 0, run.stderr
+    assert "SRM" in run.stdout and "visited_signup" in run.stdout and "revenue" in run.stdout
+    show = wn("show", "--experiment", "button_color_v3", "--slices", "--as-of", "2026-11-01", cwd=root)
+    assert show.returncode == 0, show.stderr
+    assert "country = US" in show.stdout
+    comp = wn("compile", "--experiment", "button_color_v3", "--dialect", "all", cwd=root)
+    assert comp.returncode == 0, comp.stderr
+    for dialect in ("duckdb", "postgres", "spark", "snowflake", "bigquery"):
+        files = list((root / "target" / "compiled" / "button_color_v3" / dialect).glob("*.sql"))
+        assert len(files) >= 4, dialect
+    assert (root / "target" / "run_results.json").exists()
+    allrun = wn("run", "--all", "--as-of", "2026-10-20", "--quiet", cwd=root)
+    assert allrun.returncode == 0, allrun.stderr
+    assert "button_color_v3" in allrun.stdout and "show_new_homepage" in allrun.stdout
+
+
+@pytest.mark.parametrize("args, message, code", [
+    (["run", "--experiment", "nope"], "no experiment named 'nope'", 2),
+    (["run"], "--experiment NAME", 2),
+    (["run", "--experiment", "button_color_v3", "--target", "prod"], "has no target 'prod'", 2),
+    (["run", "--experiment", "button_color_v3", "--as-of", "2026-02-30"], "is not a date", 2),
+    (["run", "--experiment", "button_color_v3", "--as-of", "2026-10-01"], "nothing to analyse yet", 1),
+    (["show", "--experiment", "button_color_v3"], "then `wn run --experiment NAME`", 4),
+])
+def test_user_errors_are_one_clear_message(tmp_path: Path, args, message, code):
+    root = copy_project(tmp_path / "p")
+    out = wn(*args, cwd=root)
+    text = out.stdout + out.stderr
+    assert out.returncode == code, text
+    assert message in " ".join(text.split())
+    assert "Traceback" not in text
+
+
+def test_missing_raw_tables_explain_the_fix(tmp_path: Path):
+    root = copy_project(tmp_path / "p")
+    out = wn("run", "--experiment", "button_color_v3", cwd=root)
+    text = " ".join((out.stdout + out.stderr).split())
+    assert out.returncode == 1
+    assert "raw.exposures" in text.lower() or "raw" in text
+    assert "wn seed" in text and "Traceback" not in text

@@ -1,0 +1,107 @@
+"""Running the pipeline: strategies agree, publishing is atomic, runs are recorded."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from conftest import AS_OF
+from warehouse_native.errors import WarehouseError
+from warehouse_native.runner import run_experiment, write_run_results
+from warehouse_native.warehouse import connect
+
+KEY = ("metric", "variant", "dimension", "dimension_value")
+NUMBERS = ("control_units", "variant_units", "control_mean", "variant_mean", "abs_delta", "abs_ci_lower",
+           "abs_ci_upper", "rel_delta", "rel_ci_lower", "rel_ci_upper", "p_value", "adjusted_p_value",
+           "variance_reduction", "guardrail_status", "significant")
+
+
+def _scorecard(adapter, run_id):
+    rows = adapter.fetch("select * from wn.scorecard where run_id = ?", [run_id])
+    return {tuple(r[k] for k in KEY): r for r in rows}
+
+
+def test_cte_temp_and_auto_give_identical_scorecards(project_and_target):
+    project, target = project_and_target
+    with connect(target) as adapter:
+        cards = {}
+        for strategy in ("cte", "temp", "auto"):
+            result = run_experiment(project, target, adapter, "button_color_v3", as_of=AS_OF, strategy=strategy)
+            cards[strategy] = _scorecard(adapter, result.run_id)
+        assert len(cards["cte"]) > 100
+        for other in ("temp", "auto"):
+            assert cards[other].keys() == cards["cte"].keys()
+            for key, row in cards["cte"].items():
+                for col in NUMBERS:
+                    a, b = row[col], cards[other][key][col]
+                    if isinstance(a, float):
+                        assert b == pytest.approx(a, rel=1e-12, abs=1e-15), (key, col)
+                    else:
+                        assert a == b, (key, col)
+        runs = adapter.fetch("select strategy, status from wn.runs order by started_at")
+        assert [r["strategy"] for r in runs] == ["cte", "temp", "auto"]
+        assert {r["status"] for r in runs} == {"success"}
+
+
+@pytest.mark.parametrize("fault", ["exposures", "unit_metrics", "aggregates", "publish"])
+def test_failed_run_leaves_previous_results_intact(project_and_target, fault):
+    project, target = project_and_target
+    with connect(target) as adapter:
+        good = run_experiment(project, target, adapter, "button_color_v3", as_of=AS_OF)
+        before = adapter.fetch("select * from wn.scorecard_latest order by metric, variant, dimension, dimension_value")
+        exposures_before = adapter.fetch("select count(*) as n from wn.exposures")[0]["n"]
+        aggregates_before = adapter.fetch("select count(*) as n from wn.metric_aggregates")[0]["n"]
+        with pytest.raises(WarehouseError, match="fault injected"):
+            run_experiment(project, target, adapter, "button_color_v3", as_of=AS_OF, fault=fault)
+        after = adapter.fetch("select * from wn.scorecard_latest order by metric, variant, dimension, dimension_value")
+        assert after == before and after[0]["run_id"] == good.run_id
+        assert adapter.fetch("select count(*) as n from wn.exposures")[0]["n"] == exposures_before
+        assert adapter.fetch("select count(*) as n from wn.metric_aggregates")[0]["n"] == aggregates_before
+        assert adapter.fetch("select count(*) as n from wn.unit_metrics__button_color_v3")[0]["n"] > 0
+        runs = adapter.fetch("select status, error from wn.runs order by started_at")
+        assert [r["status"] for r in runs] == ["success", "error"]
+        assert "fault injected" in runs[-1]["error"]
+        stages = adapter.fetch("select table_name from information_schema.tables where table_name like '__wn%'")
+        assert stages == []
+
+
+def test_broken_metric_fails_cleanly_and_names_the_step(project_and_target, demo_project):
+    project, target = project_and_target
+    eng = demo_project / "metrics" / "engagement.yml"
+    # a column the source does not have, in a project that does not declare columns
+    src = demo_project / "metrics" / "sources.yml"
+    src.write_text(src.read_text().replace("    columns: [user_id, ts, event_name, value, country]\n", ""))
+    eng.write_text(eng.read_text().replace("filter: \"event_name = 'visited_signup'\"",
+                                           "filter: \"event_kind = 'visited_signup'\""))
+    from warehouse_native.project import load_project
+
+    broken = load_project(demo_project)
+    with connect(target) as adapter:
+        run_experiment(project, target, adapter, "button_color_v3", as_of=AS_OF)
+        with pytest.raises(WarehouseError) as info:
+            run_experiment(broken, target, adapter, "button_color_v3", as_of=AS_OF,
+                           target_dir=demo_project / "target")
+        text = info.value.render()
+        assert "unit_metrics" in text and "event_kind" in text and "compiled SQL" in text
+        assert adapter.fetch("select count(*) as n from wn.scorecard_latest")[0]["n"] > 0
+
+
+def test_run_results_json_records_steps(project_and_target, demo_project):
+    project, target = project_and_target
+    with connect(target) as adapter:
+        result = run_experiment(project, target, adapter, "button_color_v3", as_of=AS_OF, strategy="temp",
+                                target_dir=demo_project / "target")
+        units = adapter.fetch("select count(*) as n from wn.exposures where experiment = 'button_color_v3'")[0]["n"]
+        steps_json = adapter.fetch("select steps from wn.runs where run_id = ?", [result.run_id])[0]["steps"]
+    path = write_run_results(demo_project / "target", [result], target)
+    data = json.loads(path.read_text())
+    assert data["metadata"]["schema_version"].endswith("run-results/v1.json")
+    steps = {s["step"]: s for s in data["results"][0]["steps"]}
+    assert steps["exposures"]["rows"] == units
+    assert steps["unit_metrics"]["rows"] == units
+    assert steps["scan__events"]["choice"] == "temp"
+    assert {"exposures", "scan__events", "unit_metrics", "aggregates", "statistics", "publish"} <= set(steps)
+    assert json.loads(steps_json)[0]["step"] == "model:stg_events"
+    compiled = sorted(p.name for p in (demo_project / "target" / "compiled" / "button_color_v3" / "duckdb").glob("*.sql"))
+    assert compiled[0] == "01_model_stg_events.sql" and any("scan__events" in c for c in compiled)
