@@ -306,7 +306,7 @@ def treatments(case: Case) -> tuple[str, ...]:
 def test_overall_plain_metrics_match_independent_welch(no_cuped: Case, metric: str):
     sel = no_cuped.units.analysed()
     problems = [p for v in treatments(no_cuped) for p in check_plain(no_cuped, metric, v, sel)]
-    assert problems == []
+    assert not problems, "\n".join(problems)
 
 
 @pytest.mark.parametrize("metric", PLAIN_METRICS)
@@ -321,7 +321,7 @@ def test_country_slices_match_independent_welch(no_cuped: Case, metric: str):
         sel = u.analysed() & (u.country == country)
         for v in treatments(no_cuped):
             problems += check_plain(no_cuped, metric, v, sel, "country", country)
-    assert problems == []
+    assert not problems, "\n".join(problems)
 
 
 @pytest.mark.parametrize("dimension_value", [None, "US", "FR"])
@@ -343,7 +343,7 @@ def test_ratio_point_estimates(no_cuped: Case, metric: str, dimension_value: str
                           ("control_units", ctrl.sum()), ("variant_units", trt.sum())):
             if not close(got[key], want):
                 problems.append(f"{v} {key}: wn {got[key]!r}, expected {want!r}")
-    assert problems == []
+    assert not problems, "\n".join(problems)
 
 
 def test_ratio_delta_method_standard_error(no_cuped: Case):
@@ -383,8 +383,13 @@ def test_units_and_health_checks_match_own_exposure_counts(no_cuped: Case):
     counts = np.array([own[n] for n in names], dtype=float)
     chi = sps.chisquare(counts, counts.sum() * np.array(weights) / sum(weights))
     assert close(srm["statistic"], chi.statistic) and close(srm["p_value"], chi.pvalue)
-    # wn.exposures holds exactly our units, variants and first exposures
-    con = duckdb.connect(str(no_cuped.db), read_only=True)
+    check_exposure_table(no_cuped)
+
+
+def check_exposure_table(case: Case) -> None:
+    """wn.exposures holds exactly our units, variants, first exposures and countries."""
+    u = case.units
+    con = duckdb.connect(str(case.db), read_only=True)
     try:
         rows = con.execute("select unit_id, variant, first_exposure_at, country from wn.exposures "
                            "where experiment = ? order by unit_id", [EXPERIMENT]).fetchall()
@@ -420,7 +425,7 @@ def test_cuped_delta_equals_ols_treat_coefficient(with_cuped: Case, metric: str)
                 continue   # the pre-period covariate of dau is scaled by wn's choice (per 14 days)
             if not close(got[key], exp_value, rel=1e-8 if key == "p_value" else REL):
                 problems.append(f"{v} {key}: wn {got[key]!r}, expected {exp_value!r}")
-    assert problems == []
+    assert not problems, "\n".join(problems)
 
 
 def test_cuped_variance_reduction_is_real_on_an_engagement_metric(with_cuped: Case):
@@ -440,7 +445,7 @@ def test_as_of_inside_the_experiment_truncates_every_window(tmp_path_factory, se
     assert case.units.analysis_end == dt.datetime(2026, 10, 22)
     sel = case.units.analysed()
     problems = [p for m in PLAIN_METRICS for v in treatments(case) for p in check_plain(case, m, v, sel)]
-    assert problems == []
+    assert not problems, "\n".join(problems)
 
 
 # -- tests: planted edge rows (window boundaries, case, NULLs, unknown variant, outlier) ---------
@@ -521,6 +526,10 @@ def test_edge_rows_follow_the_documented_semantics(tmp_path_factory, seeded_db, 
     assert u.post["visited_signup"][by_id[users["blue_b"]]] >= 1
     health_by = {(h["check_name"], h["dimension_value"]): h for h in health}
     assert health_by[("unknown_variant", None)]["statistic"] == 1
+    check_exposure_table(case)
+    zz = [r for r in scorecard if r["dimension_value"] == "ZZ" and r["metric"] == "signups"
+          and r["variant"] == "red"]
+    assert len(zz) == 1 and zz[0]["variant_units"] == 1 and zz[0]["control_units"] == 0
 
     sel = u.analysed()
     ctrl = sel & (u.variant == u.control)
@@ -542,4 +551,4 @@ def test_edge_rows_follow_the_documented_semantics(tmp_path_factory, seeded_db, 
             want = u.post[n][ctrl].sum() / u.post[d][ctrl].sum()
             if not close(got["control_mean"], want):
                 problems.append(f"{metric} control_mean: wn {got['control_mean']!r}, expected {want!r}")
-    assert problems == []
+    assert not problems, "\n".join(problems)

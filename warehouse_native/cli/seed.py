@@ -15,8 +15,8 @@ from .flags import Flags, common_flags
 @click.command("seed")
 @click.option("--users", type=click.IntRange(min=100), default=20_000, show_default=True,
               help="Number of simulated users.")
-@click.option("--days", type=click.IntRange(min=2), default=28, show_default=True,
-              help="Days of data from 2026-10-01 (14 days before the demo experiment starts).")
+@click.option("--days", type=click.IntRange(min=2), default=29, show_default=True,
+              help="Days of data from 2026-10-01 (29: through the demo experiment's last day, 2026-10-29).")
 @click.option("--seed", "seed_", type=int, default=7, show_default=True, help="Random seed.")
 @common_flags
 def command(flags: Flags, users: int, days: int, seed_: int) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
@@ -16,7 +16,6 @@ from .tables import Columns
 _PG_TYPES = {"f": "double precision", "i": "bigint", "u": "bigint", "b": "boolean",
              "M": "timestamp without time zone"}
 _COPY_CHUNK_ROWS = 100_000
-_NULL = "\\N"
 
 
 class PostgresAdapter(Adapter):
@@ -93,7 +92,7 @@ class PostgresAdapter(Adapter):
         return [(r["name"], r["type"]) for r in rows]
 
     def load_columns(self, relation: str, columns: Mapping[str, np.ndarray]) -> int:
-        """Replace ``relation``'s rows with the columns, atomically, through COPY.
+        """Replace ``relation``'s rows with the columns, atomically, through binary COPY.
 
         When the table exists with the same columns and types it is truncated and refilled, so
         views on it (e.g. wn's models) keep working; otherwise it is dropped and recreated.
@@ -118,10 +117,14 @@ class PostgresAdapter(Adapter):
                     if existing:
                         self.execute(f"DROP TABLE {relation}")
                     self.execute(f"CREATE TABLE {relation} ({', '.join(f'{k} {t}' for k, t in wanted)})")
+                types = [_COPY_TYPES.get(a.dtype.kind, "text") for a in arrays.values()]
                 with self.con.cursor() as cur:
-                    with cur.copy(f"COPY {relation} ({', '.join(arrays)}) FROM STDIN") as copy:
-                        for chunk in _copy_text(list(arrays.values()), n):
-                            copy.write(chunk)
+                    with cur.copy(f"COPY {relation} ({', '.join(arrays)}) FROM STDIN (FORMAT BINARY)") as copy:
+                        copy.set_types(types)
+                        for start in range(0, n, _COPY_CHUNK_ROWS):
+                            stop = min(start + _COPY_CHUNK_ROWS, n)
+                            for row in zip(*(_copy_values(a[start:stop]) for a in arrays.values())):
+                                copy.write_row(row)
         except psycopg.errors.DependentObjectsStillExist as exc:
             detail = (exc.diag.message_detail or "").replace("\n", "; ")
             raise WarehouseError(
@@ -142,50 +145,37 @@ class PostgresAdapter(Adapter):
             cur.executemany(f"INSERT INTO {relation} ({names}) VALUES ({marks})", [list(r) for r in rows])
 
 
-# -- COPY text format, built column-wise (no per-row Python objects beyond the strings) --------
+# -- COPY: binary format, fed column-wise --------------------------------------------------
+# Each numpy column becomes one Python list (``tolist`` is C); psycopg's C writer then packs
+# the rows.  Binary COPY keeps doubles and timestamps bit-exact (no text round trip) and is
+# several times faster than formatting text per value.
 
-_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
-
-
-def _copy_text(arrays: list[np.ndarray], n: int) -> Iterator[str]:
-    for start in range(0, n, _COPY_CHUNK_ROWS):
-        stop = min(start + _COPY_CHUNK_ROWS, n)
-        cols = [_text_column(a[start:stop]) for a in arrays]
-        yield "\n".join(map("\t".join, zip(*cols))) + "\n"
+_COPY_TYPES = {"f": "float8", "i": "int8", "u": "int8", "b": "bool", "M": "timestamp"}
 
 
-def _with_nulls(values: list[str], missing: np.ndarray) -> list[str]:
-    for i in np.flatnonzero(missing).tolist():
-        values[i] = _NULL
-    return values
-
-
-def _text_column(a: np.ndarray) -> list[str]:
-    """One column as COPY text fields: exact (shortest round-trip) floats, NULL as \\N."""
+def _copy_values(a: np.ndarray) -> list[Any]:
+    """One column as Python values for binary COPY (NaN/NaT/None -> NULL)."""
     kind = a.dtype.kind
     if kind == "f":
-        # repr() is the shortest string that parses back to the same double: no precision lost.
-        return _with_nulls(list(map(float.__repr__, a.astype(np.float64).tolist())), np.isnan(a))
-    if kind in "iu":
-        return list(map(str, a.tolist()))
-    if kind == "b":
-        return ["t" if v else "f" for v in a.tolist()]
+        values = a.astype(np.float64).tolist()
+        for i in np.flatnonzero(np.isnan(a)).tolist():
+            values[i] = None
+        return values
     if kind == "M":
-        a = a.astype("datetime64[us]")
-        return _with_nulls(np.datetime_as_string(a, unit="us").tolist(), np.isnat(a))
+        return a.astype("datetime64[us]").tolist()   # NaT -> None
+    if kind in "iub":
+        return a.tolist()
     values = a.tolist()
-    if all(type(v) is str for v in values):
-        if not any(c in "".join(values) for c in "\\\t\n\r"):
-            return values
-        return [v.translate(_ESCAPES) for v in values]
-    return [_text_field(v) for v in values]
+    if all(type(v) is str or v is None for v in values):
+        return values
+    return [_text_value(v) for v in values]
 
 
-def _text_field(value: Any) -> str:
+def _text_value(value: Any) -> str | None:
     if value is None or (isinstance(value, float) and value != value):
-        return _NULL
+        return None
     if isinstance(value, bytes):
-        value = value.decode()
-    elif isinstance(value, np.generic):
+        return value.decode()
+    if isinstance(value, np.generic):
         value = value.item()
-    return str(value).translate(_ESCAPES)
+    return str(value)

@@ -1,0 +1,296 @@
+"""The demo runs on PostgreSQL with the same numbers as on DuckDB, and publishes atomically.
+
+Needs the server on 127.0.0.1:5432 (user postgres, trust auth).  If it is not reachable the
+module fixture tries once to start the local cluster with pg_ctlcluster; if that fails too,
+every test here is SKIPPED with a loud reason (run pytest with -rs to see it).
+
+Everything happens in a throw-away database ``wn_test_<random>`` (the demo catalog hard-codes
+``raw.exposures``/``raw.events`` and the profile writes to schema ``wn``), dropped at the end.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import shutil
+import subprocess
+import time
+import uuid
+import warnings
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import numpy as np
+import pytest
+
+from conftest import AS_OF, copy_project
+from warehouse_native.demo import DemoConfig, generate_demo
+from warehouse_native.errors import WarehouseError
+from warehouse_native.project import load_project, load_target
+from warehouse_native.runner import run_experiment
+from warehouse_native.warehouse import connect
+
+pytestmark = pytest.mark.postgres
+
+HOST, PORT, USER, ADMIN_DB = "127.0.0.1", 5432, "postgres", "test"
+EXPERIMENT = "button_color_v3"
+USERS = 3000
+REL_TOL = 1e-9
+ABS_TOL = 1e-12   # floor for quantities that are ~0 (e.g. a CUPED variance reduction of 1e-5)
+
+KEY = ("metric", "variant", "dimension", "dimension_value")
+HEALTH_KEY = ("check_name", "dimension", "dimension_value")
+PER_RUN = {"run_id", "computed_at"}   # differ between two runs by design
+
+
+# -- server ----------------------------------------------------------------------------
+
+def _connect(dbname: str = ADMIN_DB):
+    import psycopg
+
+    return psycopg.connect(host=HOST, port=PORT, user=USER, dbname=dbname, autocommit=True,
+                           connect_timeout=5)
+
+
+def _start_local_cluster() -> tuple[bool, str]:
+    """Try once to start the local cluster: (started?, what happened, for the skip reason)."""
+    conf = Path("/etc/postgresql")
+    versions = sorted(os.listdir(conf)) if conf.is_dir() else []
+    if not versions or not shutil.which("pg_ctlcluster"):
+        return False, "no local cluster to start (pg_ctlcluster or /etc/postgresql missing)"
+    cmd = ["pg_ctlcluster", "--skip-systemctl-redirect", versions[-1], "main", "start"]
+    try:
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return False, f"`{' '.join(cmd)}` failed: {exc}"
+    if done.returncode != 0:
+        return False, f"`{' '.join(cmd)}` exited {done.returncode}: {(done.stderr or done.stdout).strip()}"
+    return True, f"started with `{' '.join(cmd)}`"
+
+
+@pytest.fixture(scope="module")
+def pg_server() -> None:
+    def skip(why: str) -> None:
+        reason = f"POSTGRES NOT AVAILABLE at {HOST}:{PORT}: {why} — Postgres tests skipped"
+        warnings.warn(reason)
+        pytest.skip(reason)
+
+    try:
+        import psycopg  # noqa: F401
+    except ImportError as exc:
+        skip(f"psycopg is not installed ({exc})")
+    try:
+        _connect().close()
+        return
+    except Exception as exc:  # noqa: BLE001 - any failure means "not reachable"
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    started, what = _start_local_cluster()
+    last = first
+    for _ in range(30 if started else 1):   # a fresh server may need a few seconds
+        try:
+            _connect().close()
+            return
+        except Exception as exc:  # noqa: BLE001
+            last = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            time.sleep(0.5)
+    skip(f"{first}; start attempt: {what}; still: {last}")
+
+
+@pytest.fixture(scope="module")
+def pg_database(pg_server: None) -> str:
+    """A database of its own for this test session, dropped afterwards."""
+    name = f"wn_test_{uuid.uuid4().hex[:10]}"
+    with _connect() as admin:
+        admin.execute(f"CREATE DATABASE {name}")
+    try:
+        yield name
+    finally:
+        with _connect() as admin:
+            admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+# -- both warehouses, seeded with the same data and run once --------------------------------
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory: pytest.TempPathFactory, pg_database: str) -> SimpleNamespace:
+    root = tmp_path_factory.mktemp("pg_vs_duckdb")
+    project_dir = copy_project(root / "project", root / "warehouse" / "demo.duckdb")
+    project = load_project(project_dir)
+    duck = load_target(project_dir)
+    pg = load_target(project_dir, target="pg")
+    assert duck.type == "duckdb" and pg.type == "postgres"
+    pg = dataclasses.replace(pg, settings={**pg.settings, "host": HOST, "port": PORT, "user": USER,
+                                           "password": "", "dbname": pg_database})
+    data = generate_demo(DemoConfig(users=USERS))
+    out = SimpleNamespace(project=project, duck=duck, pg=pg, timings={})
+    for name, target in (("duck", duck), ("pg", pg)):
+        with connect(target) as adapter:
+            t0 = time.perf_counter()
+            for relation, columns in data.items():
+                adapter.load_columns(relation, columns)
+            t1 = time.perf_counter()
+            result = run_experiment(project, target, adapter, EXPERIMENT, as_of=AS_OF)
+            out.timings[name] = {"seed": t1 - t0, "run": time.perf_counter() - t1}
+            assert result.status == "success"
+            setattr(out, f"{name}_run", result)
+            setattr(out, f"{name}_scorecard", _by_key(_scorecard_latest(adapter, target), KEY))
+            setattr(out, f"{name}_health", _by_key(adapter.fetch(
+                f"select * from wn.health_checks where run_id = {adapter.placeholder}",
+                [result.run_id]), HEALTH_KEY))
+            setattr(out, f"{name}_aggregates", _by_key(adapter.fetch(
+                f"select * from wn.metric_aggregates where run_id = {adapter.placeholder}",
+                [result.run_id]), ("metric", "variant", "dimension", "dimension_value")))
+    print(f"\nseed/run seconds: {out.timings}")
+    return out
+
+
+def _scorecard_latest(adapter, target) -> list[dict[str, Any]]:
+    return adapter.fetch(f"select * from {target.schema}.scorecard_latest where experiment = "
+                         f"{adapter.placeholder} order by metric, variant, dimension, dimension_value",
+                         [EXPERIMENT])
+
+
+def _by_key(rows: list[dict[str, Any]], key: tuple[str, ...]) -> dict[tuple, dict[str, Any]]:
+    out = {tuple(r[k] for k in key): r for r in rows}
+    assert len(out) == len(rows), f"duplicate keys {key}"
+    return out
+
+
+def _same_value(a: Any, b: Any) -> bool:
+    if isinstance(a, bool) or isinstance(b, bool) or a is None or b is None:
+        return a == b
+    if isinstance(a, (int, float)) and isinstance(b, (int, float)):
+        if isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b):
+            return True
+        return math.isclose(a, b, rel_tol=REL_TOL, abs_tol=ABS_TOL)
+    return a == b
+
+
+def _assert_same_rows(expected: dict, actual: dict, what: str) -> None:
+    assert actual.keys() == expected.keys(), (
+        f"{what}: rows differ; only DuckDB: {sorted(expected.keys() - actual.keys(), key=str)[:5]}, "
+        f"only Postgres: {sorted(actual.keys() - expected.keys(), key=str)[:5]}")
+    bad = []
+    for key, row in expected.items():
+        other = actual[key]
+        assert set(other) == set(row), f"{what}: columns differ: {set(row) ^ set(other)}"
+        for col, value in row.items():
+            if col not in PER_RUN and not _same_value(value, other[col]):
+                bad.append(f"{key} {col}: duckdb={value!r} postgres={other[col]!r}")
+    assert not bad, f"{what}: {len(bad)} values differ:\n" + "\n".join(bad[:20])
+
+
+# -- tests -------------------------------------------------------------------------------
+
+def test_seeded_raw_tables_are_identical(env: SimpleNamespace) -> None:
+    """Binary COPY keeps doubles, NULLs and microsecond timestamps exact."""
+    queries = {
+        "raw.exposures": "select user_id, stable_id, experiment, group_name, ts, country, device "
+                         "from raw.exposures order by experiment, user_id, ts, group_name",
+        "raw.events": "select user_id, ts, event_name, value, country from raw.events "
+                      "order by user_id, ts, event_name, value",
+    }
+    for relation, sql in queries.items():
+        with connect(env.duck) as duck, connect(env.pg) as pg:
+            a = [tuple(r.values()) for r in duck.fetch(sql)]
+            b = [tuple(r.values()) for r in pg.fetch(sql)]
+        assert len(a) == len(b) > 1000, relation
+        diff = [(x, y) for x, y in zip(a, b) if x != y]   # NaN was loaded as NULL on both sides
+        assert not diff, f"{relation}: {len(diff)} rows differ, first: {diff[:3]}"
+
+
+def test_scorecard_matches_duckdb(env: SimpleNamespace) -> None:
+    assert len(env.duck_scorecard) > 100
+    _assert_same_rows(env.duck_scorecard, env.pg_scorecard, "scorecard_latest")
+    overall = [k for k in env.pg_scorecard if k[2] is None]
+    sliced = [k for k in env.pg_scorecard if k[2] == "country"]
+    assert overall and sliced
+
+
+def test_sufficient_statistics_and_health_match_duckdb(env: SimpleNamespace) -> None:
+    _assert_same_rows(env.duck_aggregates, env.pg_aggregates, "metric_aggregates")
+    _assert_same_rows(env.duck_health, env.pg_health, "health_checks")
+
+
+@pytest.mark.parametrize("strategy", ["temp", "cte"])
+def test_strategies_on_postgres_match_duckdb(env: SimpleNamespace, strategy: str) -> None:
+    with connect(env.pg) as adapter:
+        result = run_experiment(env.project, env.pg, adapter, EXPERIMENT, as_of=AS_OF, strategy=strategy)
+        assert result.status == "success" and result.strategy == strategy
+        card = _by_key(adapter.fetch("select * from wn.scorecard where run_id = %s", [result.run_id]), KEY)
+        leftovers = adapter.fetch("select table_name from information_schema.tables "
+                                  "where table_name like '\\_\\_wn%%'")
+        run = adapter.fetch("select status, strategy from wn.runs where run_id = %s", [result.run_id])
+    _assert_same_rows(env.duck_scorecard, card, f"scorecard ({strategy})")
+    assert leftovers == []
+    assert run == [{"status": "success", "strategy": strategy}]
+
+
+def test_failed_publish_leaves_previous_scorecard_intact(env: SimpleNamespace) -> None:
+    with connect(env.pg) as adapter:
+        before = _scorecard_latest(adapter, env.pg)
+        units_before = adapter.fetch(f"select count(*) as n from wn.unit_metrics__{EXPERIMENT}")
+        exposures_before = adapter.fetch("select count(*) as n from wn.exposures where experiment = %s",
+                                         [EXPERIMENT])
+        aggregates_before = adapter.fetch("select count(*) as n from wn.metric_aggregates")
+        assert before
+        with pytest.raises(WarehouseError, match="fault injected during publish") as info:
+            run_experiment(env.project, env.pg, adapter, EXPERIMENT, as_of=AS_OF, fault="publish")
+        failed = info.value.run_result.run_id  # type: ignore[attr-defined]
+        assert _scorecard_latest(adapter, env.pg) == before
+        assert adapter.fetch(f"select count(*) as n from wn.unit_metrics__{EXPERIMENT}") == units_before
+        assert adapter.fetch("select count(*) as n from wn.exposures where experiment = %s",
+                             [EXPERIMENT]) == exposures_before
+        assert adapter.fetch("select count(*) as n from wn.metric_aggregates") == aggregates_before
+        for table in ("scorecard", "metric_aggregates", "health_checks"):
+            assert adapter.fetch(f"select count(*) as n from wn.{table} where run_id = %s",
+                                 [failed]) == [{"n": 0}], table
+        assert adapter.fetch("select table_name from information_schema.tables "
+                             "where table_name like '\\_\\_wn%%'") == []
+    # the error row was committed: another connection sees it
+    with connect(env.pg) as other:
+        runs = other.fetch("select status, error from wn.runs where run_id = %s", [failed])
+    assert len(runs) == 1 and runs[0]["status"] == "error"
+    assert "fault injected during publish" in runs[0]["error"]
+
+
+@pytest.mark.parametrize("fault", ["unit_metrics", "aggregates"])
+def test_failed_step_leaves_no_stage_tables(env: SimpleNamespace, fault: str) -> None:
+    with connect(env.pg) as adapter:
+        before = _scorecard_latest(adapter, env.pg)
+        with pytest.raises(WarehouseError, match="fault injected"):
+            run_experiment(env.project, env.pg, adapter, EXPERIMENT, as_of=AS_OF, fault=fault,
+                           strategy="temp")
+        assert _scorecard_latest(adapter, env.pg) == before
+        assert adapter.fetch("select table_name from information_schema.tables "
+                             "where table_name like '\\_\\_wn%%'") == []
+
+
+def test_load_columns_round_trip_and_replace(env: SimpleNamespace) -> None:
+    """Awkward values survive COPY; reloading keeps dependent views, or fails cleanly."""
+    ts = np.array(["2026-10-01T00:00:00.000001", "NaT", "1999-12-31T23:59:59.999999"], dtype="datetime64[us]")
+    columns = {
+        "s": np.array(["tab\there", None, "back\\slash\nnew line \\N"], dtype=object),
+        "f": np.array([0.1, np.nan, -1e-300]),
+        "i": np.array([1, -(2**62), 0], dtype=np.int64),
+        "b": np.array([True, False, True]),
+        "t": ts,
+    }
+    with connect(env.pg) as pg:
+        assert pg.load_columns("scratch.odd", columns) == 3
+        rows = pg.fetch("select * from scratch.odd order by i")
+        assert [r["s"] for r in rows] == [None, "back\\slash\nnew line \\N", "tab\there"]
+        assert [r["f"] for r in rows] == [None, -1e-300, 0.1]
+        assert [r["b"] for r in rows] == [False, True, True]
+        assert [r["t"] for r in rows] == [None, ts[2].item(), ts[0].item()]
+        pg.execute("create view scratch.odd_v as select s, f from scratch.odd")
+        # same shape: truncated and refilled, the view keeps working
+        assert pg.load_columns("scratch.odd", {**columns, "f": np.array([1.0, 2.0, 3.0])}) == 3
+        assert sorted(r["f"] for r in pg.fetch("select f from scratch.odd_v")) == [1.0, 2.0, 3.0]
+        # new shape under a view: a clear error, and the old rows are still there
+        with pytest.raises(WarehouseError, match="other objects depend on it"):
+            pg.load_columns("scratch.odd", {"s": columns["s"]})
+        assert pg.fetch("select count(*) as n from scratch.odd_v") == [{"n": 3}]
+        pg.execute("drop schema scratch cascade")
