@@ -11,7 +11,10 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
 
+import math
+
 from . import stats
+from .stats.arm import estimate_arm
 from .plan import AnalysisPlan, MetricPlan
 from .warehouse.tables import MOMENTS, SCORECARD
 
@@ -144,6 +147,7 @@ def _compare_row(plan: AnalysisPlan, m: MetricPlan, key: SliceKey, variant: str,
         "srm_status": srm.status, "reason": c.reason,
         "_control": control, "_variant": treat,
     }
+    row.update(_power_inputs(plan, control, treat))
     if m.role == "guardrail":
         g = stats.guardrail_check(control, treat, direction=m.direction, max_regression=m.max_regression,
                                   confidence=plan.confidence, cuped=cuped)
@@ -160,6 +164,16 @@ def _compare_row(plan: AnalysisPlan, m: MetricPlan, key: SliceKey, variant: str,
                                    prior_sd=plan.prior_sd, confidence=plan.confidence, cuped=cuped)
         row.update(chance_to_beat=b.chance_to_beat, expected_loss=b.expected_loss)
     return row
+
+
+def _power_inputs(plan: AnalysisPlan, control: stats.Moments, treat: stats.Moments) -> dict[str, Any]:
+    c, t = estimate_arm(control, covariate=False), estimate_arm(treat, covariate=False)
+    if c is None or t is None:
+        return {}
+    return {"control_std": math.sqrt(c.var), "variant_std": math.sqrt(t.var),
+            "mde_80": stats.minimum_detectable_effect(control_mean=c.point, control_var=c.var,
+                                                      control_n=c.n, variant_var=t.var, variant_n=t.n,
+                                                      confidence=plan.confidence, power=0.8)}
 
 
 def _apply_correction(plan: AnalysisPlan, rows: list[dict[str, Any]]) -> None:

@@ -10,6 +10,7 @@ from rich.markup import escape
 
 from .. import __version__
 from ..errors import WnError
+from ..warehouse.adapter import as_warehouse_error
 from . import compile as compile_cmd
 from . import power, run, seed, show, validate
 from .console import console, err_console
@@ -48,6 +49,10 @@ def main(argv: list[str] | None = None) -> None:
         err_console.print("[red]interrupted[/red]")
         sys.exit(130)
     except Exception as exc:  # noqa: BLE001 - last line of defence: never a bare traceback
+        if type(exc).__module__.split(".")[0] in ("duckdb", "_duckdb", "psycopg"):
+            err = as_warehouse_error(exc)
+            err_console.print(f"[bold red]error:[/bold red] {escape(err.render())}")
+            sys.exit(err.exit_code)
         ctx_debug = "--debug" in (argv or sys.argv)
         err_console.print(f"[bold red]internal error:[/bold red] {type(exc).__name__}: {escape(str(exc))}\n"
                           "    this is a bug in wn; rerun with --debug for the traceback and report it",

@@ -98,6 +98,7 @@ class ExposurePlan:
     experiment_column: str
     variant_column: str
     experiment_id: str
+    population: bool = False   # power analysis: every unit active in the source, no assignment log
 
 
 @dataclass(frozen=True)

@@ -150,3 +150,54 @@ def build_plan(project: Project, experiment: Experiment, *, as_of: dt.date, sche
         alternative=analysis.alternative, sequential=analysis.sequential, bayesian=analysis.bayesian,
         prior_mean=analysis.prior.mean, prior_sd=analysis.prior.sd,
         models=render_models(project, schema))
+
+
+POWER_VARIANT = "all"
+
+
+def build_power_plan(project: Project, metric_name: str, *, unit: str, as_of: dt.date, days: int,
+                     schema: str) -> AnalysisPlan:
+    """A plan that measures one metric over every unit active in its source in the last ``days``.
+
+    Each unit's window starts at its first row in that period (as an exposure would) and runs
+    to the end of ``as_of``: the per-unit mean and variance an experiment of that length would see.
+    """
+    metric = project.metrics.get(metric_name)
+    if metric is None:
+        raise CompileError(f"no metric named '{metric_name}' in the catalog")
+    base = project.metrics[metric.numerator] if metric.type == "ratio" else metric
+    src = project.sources[base.source]
+    if unit not in src.units:
+        raise CompileError(f"source '{src.name}' of metric '{metric_name}' has no unit '{unit}' "
+                           f"(it has: {', '.join(src.units)}); pass --unit")
+    start = dt.datetime.combine(as_of - dt.timedelta(days=days - 1), dt.time())
+    end = dt.datetime.combine(as_of + dt.timedelta(days=1), dt.time())
+    columns: dict[str, list[UnitColumn]] = {}
+    if metric.type == "ratio":
+        num = _measure(project.metrics[metric.numerator], f"{metric.name}__num", "post", 0)
+        den = _measure(project.metrics[metric.denominator], f"{metric.name}__den", "post", 0)
+        columns.setdefault(project.metrics[metric.numerator].source, []).extend(num)
+        columns.setdefault(project.metrics[metric.denominator].source, []).extend(den)
+        value, den_col = num[0].name, den[0].name
+    else:
+        cols = _measure(metric, metric.name, "post", 0)
+        columns.setdefault(metric.source, []).extend(cols)
+        value, den_col = cols[0].name, (cols[1].name if len(cols) > 1 else None)
+    scans = tuple(SourceScan(source=name, relation=source_relation(project, project.sources[name], schema),
+                             unit_column=project.sources[name].units[unit],
+                             timestamp=project.sources[name].timestamp, columns=tuple(cols))
+                  for name, cols in sorted(columns.items()))
+    mp = MetricPlan(name=metric.name, type=metric.type, role="primary", direction=metric.direction,
+                    tags=tuple(metric.tags), value_column=value, den_column=den_col,
+                    winsor_lower=metric.winsorize.lower if metric.winsorize else None,
+                    winsor_upper=metric.winsorize.upper if metric.winsorize else None,
+                    definition_hash=definition_hash(metric, project))
+    return AnalysisPlan(
+        experiment=f"power__{metric.name}", unit_type=unit,
+        exposure=ExposurePlan(source=src.name, relation=source_relation(project, src, schema),
+                              unit_column=src.units[unit], timestamp=src.timestamp, experiment_column="",
+                              variant_column="", experiment_id="", population=True),
+        control=POWER_VARIANT, variants=(POWER_VARIANT,), weights=(1.0,), start=start, end=end,
+        as_of=as_of, cuped_days=14, dimensions=(), scans=scans, metrics=(mp,), confidence=0.95,
+        correction="none", alternative="two-sided", sequential=False, bayesian=False, prior_mean=0.0,
+        prior_sd=0.3, models=render_models(project, schema))

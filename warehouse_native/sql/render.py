@@ -133,7 +133,8 @@ def _moments(index: int, m: MetricPlan) -> list[tuple[str, str]]:
 # -- step selects (DuckDB dialect) -----------------------------------------------------
 
 def _exposures_select(plan: AnalysisPlan) -> str:
-    return _ENV.get_template("exposures.sql.j2").render(
+    name = "population.sql.j2" if plan.exposure.population else "exposures.sql.j2"
+    return _ENV.get_template(name).render(
         plan=plan, exposure=plan.exposure, literal=literal, ts=ts)
 
 

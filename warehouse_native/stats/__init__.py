@@ -17,7 +17,7 @@ from .moments import (
     RATIO_FIELDS,
     Moments,
 )
-from .power import PowerResult, days_needed, sample_size
+from .power import PowerResult, days_needed, minimum_detectable_effect, sample_size
 from .sequential import SequentialResult, sequential_compare
 from .srm import SrmResult, srm_check
 
@@ -33,6 +33,7 @@ __all__ = [
     "MOMENT_FIELDS",
     "Moments",
     "PowerResult",
+    "minimum_detectable_effect",
     "RATIO_COVARIATE_FIELDS",
     "RATIO_FIELDS",
     "SequentialResult",

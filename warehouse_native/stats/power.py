@@ -141,3 +141,27 @@ def days_needed(total_units: int, daily_new_units: float) -> int:
     if not (math.isfinite(daily_new_units) and daily_new_units > 0):
         raise StatsInputError(f"daily_new_units must be a positive number (got {daily_new_units!r})")
     return math.ceil(total_units / daily_new_units - 1e-9)
+
+
+def minimum_detectable_effect(
+    *,
+    control_mean: float,
+    control_var: float,
+    control_n: int,
+    variant_var: float,
+    variant_n: int,
+    confidence: float = 0.95,
+    power: float = 0.8,
+) -> float | None:
+    """Relative effect a two-sided z-test detects with probability ``power`` at these sizes.
+
+    ``MDE = (z_{1-α/2} + z_{power}) · sqrt(σc²/nc + σt²/nt) / |control_mean|``; ``None`` when
+    it is undefined (an arm with fewer than 2 units, zero control mean, zero variance).
+    """
+    if control_n < 2 or variant_n < 2 or control_mean == 0:
+        return None
+    se = math.sqrt(control_var / control_n + variant_var / variant_n)
+    if not math.isfinite(se) or se == 0:
+        return None
+    z = norm_ppf(1 - (1 - confidence) / 2) + norm_ppf(power)
+    return z * se / abs(control_mean)

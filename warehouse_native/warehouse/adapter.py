@@ -75,10 +75,6 @@ class Adapter(abc.ABC):
             if name.lower() not in have:
                 self.execute(self.sql(f"ALTER TABLE {schema}.{table} ADD COLUMN {name} {kind}"))
 
-    def relation_exists(self, relation: str) -> bool:
-        schema, _, table = relation.rpartition(".")
-        return bool(self.table_columns(schema or "main", table))
-
     @contextlib.contextmanager
     def transaction(self) -> Iterator[None]:
         self.begin()

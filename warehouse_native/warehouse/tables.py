@@ -47,6 +47,9 @@ SCORECARD: Columns = (
     ("sequential_rel_ci_upper", "double"),
     ("chance_to_beat", "double"), ("expected_loss", "double"),
     ("srm_status", "varchar"), ("reason", "varchar"),
+    # power inputs: per-unit standard deviations (ratio metrics: of the linearised value) and
+    # the relative effect detectable with 80% power at the current sample sizes
+    ("control_std", "double"), ("variant_std", "double"), ("mde_80", "double"),
 )
 
 HEALTH_CHECKS: Columns = (
