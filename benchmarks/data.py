@@ -79,10 +79,9 @@ def write_raw_tables(path: str | Path, users: int, days: int = 28, scale: float 
         if p.exists():
             p.unlink()
     t0 = time.perf_counter()
-    config: dict = {"enable_progress_bar": False}
-    if threads:
-        config["threads"] = threads
+    config: dict = {"threads": threads} if threads else {}
     con = duckdb.connect(str(path), config=config)
+    con.execute("SET enable_progress_bar = false")
     con.execute(f"ATTACH '{staging}' AS stg")
     con.execute("CREATE SCHEMA IF NOT EXISTS raw")
     con.execute("DROP TABLE IF EXISTS raw.events")

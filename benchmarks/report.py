@@ -1,0 +1,217 @@
+"""Render benchmarks/RESULTS.md from every benchmarks/results/*.json (one per run/size).
+
+    python -m benchmarks.report        # re-render without running anything
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+TARGET_REF = 1.3      # wn full <= 1.3 x reference
+TARGET_PM = 3.0       # one-query-per-metric >= 3 x wn full
+TARGET_AUTO = 1.10    # auto within 10% of the best fixed strategy
+
+CASE_NAMES = {
+    "auto": "(a) wn full run, strategy auto",
+    "ref": "(c) single-pass SQL reference",
+    "pm": "(d) one query per metric (exposures materialised once, shared)",
+    "pm_self": "(d') one query per metric (each recomputes the exposures)",
+    "cte": "(e) wn, strategy cte",
+    "temp": "(e) wn, strategy temp",
+    "noop": "floor: python + wn imports + DuckDB connection, `select 1`",
+}
+
+
+def _s(x: float | None) -> str:
+    return "–" if x is None else f"{x:.2f}"
+
+
+def _x(x: float | None) -> str:
+    return "–" if x is None else f"{x:.2f}×"
+
+
+def _ok(value: float | None, target: float, higher_is_better: bool) -> str:
+    if value is None:
+        return ""
+    good = value >= target if higher_is_better else value <= target
+    return "✅" if good else "❌"
+
+
+def _gib(b: int) -> str:
+    return f"{b / 2**30:.2f} GiB"
+
+
+def _headline(timing: list[dict]) -> dict | None:
+    for cell in timing:
+        if cell["metrics"] == 8 and cell["dimension"] == 1:
+            return cell
+    return timing[0] if timing else None
+
+
+def _size(res: dict) -> str:
+    d = res["data"]
+    return (f"{d['users']:,} generated users, **{d['exposed_users']:,} exposed**, "
+            f"**{d['events_rows']:,} events**, {d['exposures_rows']:,} exposure rows, "
+            f"{d['days']} days, scale {d['scale']:g}; DuckDB file {_gib(d['file_bytes'])} "
+            f"({_gib(res.get('file_bytes_after_runs', d['file_bytes']))} after the runs)")
+
+
+def render_one(res: dict) -> str:
+    out: list[str] = []
+    m, st = res["machine"], res["settings"]
+    out.append(f"## {res['label']}\n")
+    out.append(f"- data: {_size(res)}")
+    out.append(f"- profile: `threads: {st['threads']}`, `memory_limit: {st['memory_limit']}`; "
+               f"{st['repeats']} timed repeats after 1 warm-up, median reported")
+    out.append(f"- machine: {m['nproc']} cores ({m['cpu']}), {m['ram_gib']} GiB RAM; Python {m['python']}, "
+               f"DuckDB {m['duckdb']}, sqlglot {m['sqlglot']}")
+    sec = res["seconds"]
+    out.append(f"- wall time: data {sec['data']:.0f}s (generated or reused), timing pass "
+               f"{sec['timing_pass']:.0f}s, memory pass {sec['memory_pass']:.0f}s, total {sec['total']:.0f}s; "
+               f"load average at the end {', '.join(f'{x:.1f}' for x in res['load_avg_end'])}")
+    out.append(f"- started {res['started_at']}; reproduce: `{res['command']}`\n")
+
+    timing = res["timing"]
+    head = _headline(timing)
+    if head:
+        med = head["median"]
+        ref = med.get("ref")
+        auto = med.get("auto")
+        out.append(f"### Headline: {head['metrics']} metrics, {head['dimension']} dimension\n")
+        out.append("| case | median s | runs (s) | ratio | target |")
+        out.append("|---|---:|---|---:|---|")
+        if auto is not None:
+            r = auto / ref if ref else None
+            out.append(f"| {CASE_NAMES['auto']} | {_s(auto)} | {', '.join(f'{t:.2f}' for t in head['times']['auto'])} "
+                       f"| wn / ref = {_x(r)} | ≤ {TARGET_REF}× {_ok(r, TARGET_REF, False)} |")
+        out.append("| (b) wn incremental run | – | – | **TODO: not implemented yet** | – |")
+        if ref is not None:
+            out.append(f"| {CASE_NAMES['ref']} | {_s(ref)} | {', '.join(f'{t:.2f}' for t in head['times']['ref'])} | 1.00× | baseline |")
+        for c in ("pm", "pm_self"):
+            if c in med:
+                r = med[c] / auto if auto else None
+                out.append(f"| {CASE_NAMES[c]} | {_s(med[c])} | {', '.join(f'{t:.2f}' for t in head['times'][c])} "
+                           f"| per-metric / wn = {_x(r)} | ≥ {TARGET_PM}× {_ok(r, TARGET_PM, True)} |")
+        out.append("")
+
+        out.append("### (e) Strategies × metrics × dimension (median seconds)\n")
+        cols = ["cte", "temp", "auto"]
+        out.append("| metrics | dim | cte | temp | auto | auto / best fixed | ref | wn auto / ref | per-metric | per-metric / wn auto | checks |")
+        out.append("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+        for cell in timing:
+            md = cell["median"]
+            fixed = [md[c] for c in ("cte", "temp") if c in md]
+            best = min(fixed) if fixed else None
+            a = md.get("auto")
+            ra = a / best if (a and best) else None
+            rr = a / md["ref"] if (a and md.get("ref")) else None
+            pm = md.get("pm")
+            rp = pm / a if (pm and a) else None
+            checks = "; ".join(f"{k}: {v.split(':')[0]}" for k, v in cell.get("checks", {}).items())
+            out.append(f"| {cell['metrics']} | {cell['dimension']} | " + " | ".join(_s(md.get(c)) for c in cols)
+                       + f" | {_x(ra)} {_ok(ra, TARGET_AUTO, False)} | {_s(md.get('ref'))} | {_x(rr)} {_ok(rr, TARGET_REF, False)}"
+                       f" | {_s(pm)} | {_x(rp)} {_ok(rp, TARGET_PM, True)} | {checks} |")
+        out.append("\n`checks`: before timing, the reference and per-metric numbers were compared with the "
+                   "aggregates wn computed for the same cell (every n / sum / sum_sq / CUPED / ratio moment, "
+                   "relative 1e-9).\n")
+
+        out.append(f"### Where wn's time goes ({head['metrics']} metrics, {head['dimension']} dimension; median s per step)\n")
+        strategies = [c for c in ("cte", "temp", "auto") if c in head["steps"]]
+        steps: list[str] = []
+        for c in strategies:
+            for k in head["steps"][c]:
+                if k not in steps:
+                    steps.append(k)
+        out.append("| step | " + " | ".join(strategies) + " |")
+        out.append("|---|" + "---:|" * len(strategies))
+        for k in steps:
+            out.append(f"| {k} | " + " | ".join(_s(head["steps"][c].get(k)) for c in strategies) + " |")
+        out.append("| **wall (median of runs)** | " + " | ".join(_s(head["median"][c]) for c in strategies) + " |")
+        out.append("")
+        if len(timing) > 1:
+            out.append("Per step, strategy auto, every cell (median s):\n")
+            keys: list[str] = []
+            for cell in timing:
+                for k in cell["steps"].get("auto", {}):
+                    if k not in keys:
+                        keys.append(k)
+            out.append("| metrics | dim | " + " | ".join(keys) + " |")
+            out.append("|---:|---:|" + "---:|" * len(keys))
+            for cell in timing:
+                stp = cell["steps"].get("auto", {})
+                out.append(f"| {cell['metrics']} | {cell['dimension']} | " + " | ".join(_s(stp.get(k)) for k in keys) + " |")
+            out.append("")
+
+    if res["memory"]:
+        out.append("### Peak memory (each case once in a fresh child process)\n")
+        out.append("| case | cell | status | case time s | peak RSS MiB |")
+        out.append("|---|---|---|---:|---:|")
+        for r in res["memory"]:
+            status = r.get("status")
+            if r.get("error"):
+                status = f"{status}: {r['error'][:200]}"
+            out.append(f"| {CASE_NAMES.get(r['case'], r['case'])} | {r['metrics']} m, {r['dimension']} d | {status} "
+                       f"| {_s(r.get('seconds'))} | {r['peak_rss_mib']:,.0f} |")
+        out.append("")
+    return "\n".join(out)
+
+
+def summary(results: list[dict]) -> str:
+    rows = ["| run | exposed users | events | wn auto s | ref s | wn / ref | per-metric / wn | worst auto / best fixed | wn peak RSS MiB |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for res in results:
+        head = _headline(res["timing"])
+        auto = ref = pm = None
+        worst = None
+        if head:
+            auto, ref, pm = head["median"].get("auto"), head["median"].get("ref"), head["median"].get("pm")
+            ratios = []
+            for cell in res["timing"]:
+                md = cell["median"]
+                fixed = [md[c] for c in ("cte", "temp") if c in md]
+                if fixed and md.get("auto"):
+                    ratios.append(md["auto"] / min(fixed))
+            worst = max(ratios) if ratios else None
+        rss = [r["peak_rss_mib"] for r in res["memory"] if r["case"] == "auto"]
+        status = [r.get("status") for r in res["memory"] if r["case"] == "auto"]
+        rss_s = (f"{max(rss):,.0f}" + ("" if all(s == "success" for s in status) else f" ({status[0]})")) if rss else "–"
+        d = res["data"]
+        rows.append(f"| {res['label']} | {d['exposed_users']:,} | {d['events_rows']:,} | {_s(auto)} | {_s(ref)} | "
+                    f"{_x(auto / ref if auto and ref else None)} | {_x(pm / auto if pm and auto else None)} | "
+                    f"{_x(worst)} | {rss_s} |")
+    return "\n".join(rows)
+
+
+def render(results_dir: Path) -> str:
+    results = [json.loads(p.read_text()) for p in sorted(results_dir.glob("*.json"))]
+    results.sort(key=lambda r: (r["settings"].get("memory_test", False), r["data"]["events_rows"]))
+    parts = ["# wn benchmark results\n",
+             "Generated by `python -m benchmarks.run_benchmarks` (see `benchmarks/README.md`); "
+             "re-render with `python -m benchmarks.report`. Targets: wn full ≤ "
+             f"{TARGET_REF}× the single-pass reference, one-query-per-metric ≥ {TARGET_PM}× slower than wn, "
+             f"`auto` ≤ {TARGET_AUTO:.2f}× the best fixed strategy in every cell.\n",
+             "**Method.** Timing: one Python process, one DuckDB connection opened from the generated "
+             "profile (threads and memory_limit as listed), the same database file for every case; per cell "
+             "each case runs once as warm-up, then the cases run interleaved (rotating order) for the listed "
+             "number of rounds; the median is reported and ratios are taken between medians measured in the "
+             "same process. wn times are the wall time of `run_experiment` (compile, all SQL steps, "
+             "statistics, publish). Peak memory: every case runs once more in a fresh child process "
+             "(`python -m benchmarks.run_benchmarks --child ...`); the parent reaps it with `os.wait4()` and "
+             "reports that child's `ru_maxrss` (peak RSS of the whole process: Python, wn, DuckDB's buffer pool "
+             "and result sets). The machine is shared with other sessions' work (see load averages), so "
+             "absolute times are noisy; compare ratios within one run.\n",
+             "## Summary\n", summary(results), ""]
+    parts += [render_one(r) for r in results]
+    notes = HERE / "notes.md"
+    if notes.exists():
+        parts.append(notes.read_text())
+    return "\n".join(parts) + "\n"
+
+
+if __name__ == "__main__":
+    md = render(HERE / "results")
+    (HERE / "RESULTS.md").write_text(md)
+    print(f"wrote {HERE / 'RESULTS.md'}")
