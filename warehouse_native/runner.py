@@ -24,7 +24,9 @@ from .plan import AnalysisPlan, build_plan
 from .project import Project, Target
 from .results import RunOutputs, build_outputs
 from .sql import CompiledPlan, Statement, compile_plan
+from .sql.incremental import compile_incremental
 from .sql.render import header
+from . import incremental
 from .warehouse import Adapter, as_warehouse_error, unit_metrics_table
 from .warehouse.tables import EXPOSURES, TABLES, scorecard_latest_view
 
@@ -41,6 +43,9 @@ class StepResult:
     choice: str | None = None
 
 
+MODES = ("incremental", "full-refresh", "stateless")
+
+
 @dataclass
 class RunResult:
     run_id: str
@@ -48,6 +53,8 @@ class RunResult:
     status: str
     strategy: str
     started_at: dt.datetime
+    mode: str = "stateless"
+    note: str = ""
     finished_at: dt.datetime | None = None
     steps: list[StepResult] = field(default_factory=list)
     outputs: RunOutputs | None = None
@@ -86,15 +93,25 @@ def model_statements(plan: AnalysisPlan, adapter: Adapter, schema: str) -> list[
 
 
 def run_experiment(project: Project, target: Target, adapter: Adapter, experiment: str, *,
-                   as_of: dt.date, strategy: str = "auto", target_dir: Path | None = None,
+                   as_of: dt.date, strategy: str = "auto", mode: str = "stateless",
+                   lookback_days: int = 2, target_dir: Path | None = None,
                    progress: Progress | None = None, fault: str | None = None) -> RunResult:
-    """Run one experiment end to end; raises WnError after recording a failed run."""
+    """Run one experiment end to end; raises WnError after recording a failed run.
+
+    ``mode``: ``stateless`` scans the sources in full and keeps no state; ``incremental``
+    keeps per-unit-per-day state and reprocesses only recent days (``lookback_days`` before
+    the day after the last processed one); ``full-refresh`` rebuilds that state.
+    """
     say = progress or (lambda _msg: None)
     schema = target.schema
     started = dt.datetime.now()
     run_id = new_run_id(started)
     stage = f"{schema}.__wn_{run_id.split('_')[-1]}"
-    result = RunResult(run_id, experiment, "running", strategy, started)
+    if mode not in MODES:
+        raise WnError(f"unknown mode '{mode}'; use one of {', '.join(MODES)}")
+    # incremental runs stage their new partials as tables: they are written into the state
+    result = RunResult(run_id, experiment, "running", strategy if mode == "stateless" else "state",
+                       started, mode=mode)
     stage_relations: list[str] = []
     sql_dir: Path | None = None
     try:
@@ -102,12 +119,17 @@ def run_experiment(project: Project, target: Target, adapter: Adapter, experimen
                                             dialect=adapter.dialect, strategy=strategy,
                                             stage_prefix=stage)
         result.plan = plan
+        _prepare(adapter, schema)
+        if mode != "stateless":
+            spec, result.note = incremental.decide(adapter, schema, plan, full_refresh=mode == "full-refresh",
+                                                   lookback_days=lookback_days)
+            compiled = compile_incremental(plan, spec, dialect=adapter.dialect, stage_prefix=stage)
+            say(result.note)
         models = model_statements(plan, adapter, schema)
         if target_dir is not None:
             paths = write_compiled(target_dir, experiment, adapter.dialect,
                                    compiled_files(plan, compiled, models))
             sql_dir = paths[0].parent if paths else None
-        _prepare(adapter, schema)
         for name, sql in models:
             _timed(result, f"model:{name}", "create_view", lambda s=sql: adapter.execute(s), say)
         aggregates: list[dict[str, Any]] = []
@@ -130,7 +152,7 @@ def run_experiment(project: Project, target: Target, adapter: Adapter, experimen
         result.outputs = outputs
         say("publishing results")
         t0 = time.perf_counter()
-        _publish(adapter, schema, plan, result, stage, target, as_of, fault=fault)
+        _publish(adapter, schema, plan, result, stage, target, as_of, compiled, fault=fault)
         result.steps.append(StepResult("publish", "transaction", time.perf_counter() - t0))
         result.status = "success"
     except WnError as exc:
@@ -193,7 +215,7 @@ def _execute(adapter: Adapter, stmt: Statement, result: RunResult, say: Progress
 
 
 def _publish(adapter: Adapter, schema: str, plan: AnalysisPlan, result: RunResult, stage: str,
-             target: Target, as_of: dt.date, *, fault: str | None) -> None:
+             target: Target, as_of: dt.date, compiled: CompiledPlan, *, fault: str | None) -> None:
     """Swap staged results in, in one transaction."""
     outputs = result.outputs
     assert outputs is not None
@@ -210,6 +232,13 @@ def _publish(adapter: Adapter, schema: str, plan: AnalysisPlan, result: RunResul
         adapter.execute(f"DROP TABLE IF EXISTS {schema}.{unit_table}")
         adapter.execute(f"ALTER TABLE {stage}_unit_metrics RENAME TO {unit_table}")
         adapter.insert_rows(f"{schema}.metric_aggregates", TABLES["metric_aggregates"], outputs.metric_aggregates)
+        if result.mode != "stateless":
+            for sql in compiled.publish:
+                adapter.execute(sql)
+            adapter.execute(f"DELETE FROM {schema}.{incremental.STATE_TABLE} WHERE experiment = {adapter.placeholder}",
+                            [plan.experiment])
+            adapter.insert_rows(f"{schema}.{incremental.STATE_TABLE}", TABLES["incremental_state"],
+                                [incremental.state_row(plan, result.run_id)])
         if fault == "publish":
             raise WarehouseError("fault injected during publish", step="publish")
         adapter.insert_rows(f"{schema}.scorecard", TABLES["scorecard"], outputs.scorecard)
@@ -224,7 +253,7 @@ def _run_row(result: RunResult, status: str, error: str | None, target: Target,
     steps = json.dumps([s.__dict__ for s in result.steps], default=str)
     units = sum(result.outputs.units_by_variant.values()) if result.outputs else None
     return [result.run_id, result.experiment, result.started_at, result.finished_at or dt.datetime.now(),
-            status, "full", result.strategy,
+            status, result.mode, result.strategy,
             target.describe(), error,
             str(plan.as_of if plan else as_of), plan.fingerprint() if plan else None, __version__,
             units, steps]
@@ -246,7 +275,8 @@ def write_run_results(target_dir: Path, results: list[RunResult], target: Target
         "target": target.describe(),
         "results": [{
             "run_id": r.run_id, "experiment": r.experiment, "status": r.status,
-            "strategy": r.strategy, "started_at": r.started_at, "finished_at": r.finished_at,
+            "strategy": r.strategy, "mode": r.mode, "note": r.note,
+            "started_at": r.started_at, "finished_at": r.finished_at,
             "error": r.error, "plan_fingerprint": r.plan.fingerprint() if r.plan else None,
             "steps": [s.__dict__ for s in r.steps],
             "srm": r.outputs.srm_status if r.outputs else None,

@@ -122,5 +122,7 @@ def print_run(result: RunResult, *, quiet: bool = False) -> None:
         return
     print_summary(result.experiment, result.run_id, out.srm_status, out.srm_p_value,
                   out.units_by_variant, out.multi_exposed, rows)
-    console.print(f"[dim]{len(rows)} scorecard rows written ({result.seconds:.1f}s, strategy "
-                  f"{result.strategy}); slices: wn show --experiment {result.experiment} --slices[/dim]")
+    how = result.mode + (f", strategy {result.strategy}" if result.mode == "stateless" else "")
+    console.print(f"[dim]{len(rows)} scorecard rows written ({result.seconds:.1f}s, {how}"
+                  f"{'; ' + result.note if result.note else ''}); slices: wn show --experiment "
+                  f"{result.experiment} --slices[/dim]")

@@ -17,14 +17,23 @@ from .flags import Flags, common_flags, experiment_option, strategy_option
 @experiment_option
 @click.option("--all", "all_", is_flag=True, help="Every experiment active at --as-of.")
 @strategy_option
+@click.option("--full-refresh", is_flag=True,
+              help="Rebuild the incremental state from the whole history.")
+@click.option("--no-state", is_flag=True,
+              help="Scan the full history and keep no incremental state (ad-hoc runs).")
+@click.option("--lookback-days", type=click.IntRange(min=0, max=365), default=2, show_default=True,
+              help="Incremental runs reprocess this many days before the first new day (late data).")
 @click.option("--quiet", "-q", is_flag=True, help="Print one summary line per experiment.")
 @click.option("--fail-fast", is_flag=True, help="Stop at the first failing experiment.")
 @common_flags
-def command(flags: Flags, experiments: tuple[str, ...], all_: bool, strategy: str, quiet: bool,
-            fail_fast: bool) -> None:
+def command(flags: Flags, experiments: tuple[str, ...], all_: bool, strategy: str, full_refresh: bool,
+            no_state: bool, lookback_days: int, quiet: bool, fail_fast: bool) -> None:
     """Run experiments: exposures -> unit metrics -> aggregates -> statistics -> scorecard."""
     project = flags.load_project()
     target = flags.load_target()
+    if full_refresh and no_state:
+        raise click.UsageError("--full-refresh rebuilds the state and --no-state keeps none: give one")
+    mode = "stateless" if no_state else "full-refresh" if full_refresh else "incremental"
     if all_ and experiments:
         raise click.UsageError("give --experiment NAME or --all, not both")
     if all_:
@@ -48,8 +57,8 @@ def command(flags: Flags, experiments: tuple[str, ...], all_: bool, strategy: st
 
                 try:
                     result = run_experiment(project, target, adapter, name, as_of=flags.as_of,
-                                            strategy=strategy, target_dir=flags.target_dir,
-                                            progress=progress)
+                                            strategy=strategy, mode=mode, lookback_days=lookback_days,
+                                            target_dir=flags.target_dir, progress=progress)
                 except WnError as exc:
                     failures.append((name, exc))
                     err_console.print(f"[bold red]✗ {name} failed[/bold red] — previous results are "

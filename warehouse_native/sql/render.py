@@ -59,6 +59,7 @@ class CompiledPlan:
     statements: tuple[Statement, ...]
     choices: dict[str, str] = field(default_factory=dict)   # intermediate -> 'inline' | 'temp'
     metric_columns: dict[str, int] = field(default_factory=dict)  # metric -> index in aggregates
+    publish: tuple[str, ...] = ()   # extra statements for the publish transaction (incremental state)
 
 
 # -- fragments -------------------------------------------------------------------------

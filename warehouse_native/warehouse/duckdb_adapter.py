@@ -84,6 +84,23 @@ class DuckDBAdapter(Adapter):
     def insert_rows(self, relation: str, columns: Columns, rows: Sequence[Sequence[Any]]) -> None:
         if not rows:
             return
+        # bulk insert through a registered numpy frame: executemany and big parameter lists cost
+        # a round trip or a bind per value in DuckDB
+        frame = {name: _column(kind, [r[j] for r in rows]) for j, (name, kind) in enumerate(columns)}
         names = ", ".join(c for c, _ in columns)
-        marks = ", ".join("?" for _ in columns)
-        self.con.executemany(f"INSERT INTO {relation} ({names}) VALUES ({marks})", [list(r) for r in rows])
+        select = ", ".join(f"CAST({c} AS {kind})" for c, kind in columns)
+        self.con.register("__wn_rows", frame)
+        try:
+            self.con.execute(f"INSERT INTO {relation} ({names}) SELECT {select} FROM __wn_rows")
+        finally:
+            self.con.unregister("__wn_rows")
+
+
+def _column(kind: str, values: list[Any]) -> np.ndarray:
+    """A numpy column DuckDB reads with NULLs intact (NaN / NaT / None become NULL)."""
+    if kind in ("double", "bigint", "boolean"):
+        return np.array([np.nan if v is None else float(v) for v in values], dtype="float64")
+    if kind == "timestamp":
+        return np.array([np.datetime64("NaT") if v is None else np.datetime64(v, "us") for v in values],
+                        dtype="datetime64[us]")
+    return np.array([None if v is None else str(v) for v in values], dtype=object)

@@ -66,12 +66,18 @@ RUNS: Columns = (
     ("units", "bigint"), ("steps", "varchar"),
 )
 
+INCREMENTAL_STATE: Columns = (
+    ("experiment", "varchar"), ("state_key", "varchar"), ("processed_through", "varchar"),
+    ("columns", "varchar"), ("run_id", "varchar"), ("updated_at", "timestamp"),
+)
+
 TABLES: dict[str, Columns] = {
     "exposures": EXPOSURES,
     "metric_aggregates": METRIC_AGGREGATES,
     "scorecard": SCORECARD,
     "health_checks": HEALTH_CHECKS,
     "runs": RUNS,
+    "incremental_state": INCREMENTAL_STATE,
 }
 
 

@@ -1,0 +1,139 @@
+"""Incremental runs equal a full (stateless) run exactly, through new days, late data and metric edits."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+
+import pytest
+
+from warehouse_native.project import load_project
+from warehouse_native.runner import run_experiment
+from warehouse_native.warehouse import connect
+
+DAY = dt.date(2026, 10, 24)          # the "new" day of data
+NUMERIC = ("control_units", "variant_units", "control_mean", "variant_mean", "abs_delta", "abs_ci_lower",
+           "abs_ci_upper", "rel_delta", "rel_ci_lower", "rel_ci_upper", "p_value", "adjusted_p_value",
+           "variance_reduction", "cuped_theta", "std_error")
+
+
+def _hold_back(adapter, cutoff: dt.date) -> None:
+    """Keep only data before ``cutoff`` in raw.*, plus hold back 10% of the last day (late data)."""
+    for table in ("exposures", "events"):
+        adapter.execute(f"create table raw.all_{table} as select * from raw.{table}")
+        adapter.execute(f"""delete from raw.{table} where ts >= timestamp '{cutoff}'
+            or (ts >= timestamp '{cutoff - dt.timedelta(days=1)}' and hash(user_id, ts) % 10 = 0)""")
+
+
+def _release(adapter, through: dt.date) -> None:
+    for table in ("exposures", "events"):
+        adapter.execute(f"""insert into raw.{table} select * from raw.all_{table}
+            where ts < timestamp '{through + dt.timedelta(days=1)}'
+            except select * from raw.{table}""")
+
+
+def _assert_same(adapter, run_a: str, run_b: str) -> int:
+    a = {(r["metric"], r["variant"], r["dimension"], r["dimension_value"]): r
+         for r in adapter.fetch("select * from wn.scorecard where run_id = ?", [run_a])}
+    b = {(r["metric"], r["variant"], r["dimension"], r["dimension_value"]): r
+         for r in adapter.fetch("select * from wn.scorecard where run_id = ?", [run_b])}
+    assert a.keys() == b.keys() and len(a) > 100
+    for key, row in a.items():
+        for col in NUMERIC:
+            x, y = row[col], b[key][col]
+            if x is None or y is None:
+                assert x is None and y is None, (key, col)
+            else:
+                assert math.isclose(x, y, rel_tol=1e-9, abs_tol=1e-12), (key, col, x, y)
+        assert row["guardrail_status"] == b[key]["guardrail_status"]
+    return len(a)
+
+
+def _unit_metrics(adapter):
+    return {r["unit_id"]: r for r in adapter.fetch("select * from wn.unit_metrics__button_color_v3")}
+
+
+def test_incremental_equals_full_refresh_after_a_new_day_and_late_data(project_and_target):
+    project, target = project_and_target
+    with connect(target) as adapter:
+        _hold_back(adapter, DAY)
+        first = run_experiment(project, target, adapter, "button_color_v3", as_of=DAY - dt.timedelta(days=1),
+                               mode="incremental")
+        assert first.note.startswith("no incremental state yet")
+        _release(adapter, DAY)          # the new day, and the held-back rows of the day before
+        inc = run_experiment(project, target, adapter, "button_color_v3", as_of=DAY, mode="incremental")
+        assert inc.note.startswith(f"reprocessing from {DAY - dt.timedelta(days=2)}")
+        inc_units = _unit_metrics(adapter)
+        full = run_experiment(project, target, adapter, "button_color_v3", as_of=DAY, mode="stateless")
+        full_units = _unit_metrics(adapter)
+        assert _assert_same(adapter, inc.run_id, full.run_id) > 100
+        # per unit too, every measure
+        assert inc_units.keys() == full_units.keys()
+        for unit, row in full_units.items():
+            for col, value in row.items():
+                other = inc_units[unit][col]
+                if isinstance(value, float):
+                    assert math.isclose(value, other, rel_tol=1e-9, abs_tol=1e-12), (unit, col)
+                else:
+                    assert value == other, (unit, col)
+        steps = {s.step: s for s in inc.steps}
+        assert steps["days__events"].rows < steps["unit_metrics"].rows * 3  # only the recent days
+
+
+def test_changed_and_added_metrics_backfill_alone(project_and_target, demo_project):
+    project, target = project_and_target
+    with connect(target) as adapter:
+        run_experiment(project, target, adapter, "button_color_v3", as_of=DAY, mode="incremental")
+        eng = demo_project / "metrics" / "engagement.yml"
+        eng.write_text(eng.read_text().replace("filter: \"event_name = 'signup_success'\"",
+                                               "filter: \"event_name in ('signup_success', 'visited_signup')\""))
+        exp = demo_project / "experiments" / "button_color_v3.yml"
+        exp.write_text(exp.read_text().replace("secondary_metrics: [signups,", "secondary_metrics: [sessions, signups,"))
+        changed = load_project(demo_project)
+        inc = run_experiment(changed, target, adapter, "button_color_v3", as_of=DAY + dt.timedelta(days=1),
+                             mode="incremental")
+        assert "backfilling events: sessions, sessions__pre, signups, signups__pre" in inc.note
+        steps = {s.step for s in inc.steps}
+        assert {"backfill_days__events", "backfill_pre__events"} <= steps
+        full = run_experiment(changed, target, adapter, "button_color_v3", as_of=DAY + dt.timedelta(days=1),
+                              mode="stateless")
+        _assert_same(adapter, inc.run_id, full.run_id)
+        # and the next plain incremental run needs no backfill any more
+        again = run_experiment(changed, target, adapter, "button_color_v3", as_of=DAY + dt.timedelta(days=2),
+                               mode="incremental")
+        assert "backfilling" not in again.note
+        full2 = run_experiment(changed, target, adapter, "button_color_v3", as_of=DAY + dt.timedelta(days=2),
+                               mode="stateless")
+        _assert_same(adapter, again.run_id, full2.run_id)
+
+
+def test_exposure_definition_change_or_going_back_rebuilds(project_and_target, demo_project):
+    project, target = project_and_target
+    with connect(target) as adapter:
+        run_experiment(project, target, adapter, "button_color_v3", as_of=DAY, mode="incremental")
+        back = run_experiment(project, target, adapter, "button_color_v3", as_of=DAY - dt.timedelta(days=3),
+                              mode="incremental")
+        assert back.note.startswith("--as-of moved back")
+        exp = demo_project / "experiments" / "button_color_v3.yml"
+        exp.write_text(exp.read_text().replace("dimensions: [country]", "dimensions: [country, device]"))
+        changed = load_project(demo_project)
+        rebuilt = run_experiment(changed, target, adapter, "button_color_v3", as_of=DAY, mode="incremental")
+        assert rebuilt.note.startswith("the exposure definition")
+        full = run_experiment(changed, target, adapter, "button_color_v3", as_of=DAY, mode="stateless")
+        _assert_same(adapter, rebuilt.run_id, full.run_id)
+        refresh = run_experiment(changed, target, adapter, "button_color_v3", as_of=DAY, mode="full-refresh")
+        assert refresh.note == "full refresh requested"
+        _assert_same(adapter, refresh.run_id, full.run_id)
+
+
+def test_failed_incremental_run_leaves_state_untouched(project_and_target):
+    project, target = project_and_target
+    with connect(target) as adapter:
+        run_experiment(project, target, adapter, "button_color_v3", as_of=DAY, mode="incremental")
+        state = adapter.fetch("select * from wn.incremental_state")
+        days = adapter.fetch("select count(*) as n, max(day) as d from wn.state__button_color_v3__days__events")
+        with pytest.raises(Exception, match="fault injected"):
+            run_experiment(project, target, adapter, "button_color_v3", as_of=DAY + dt.timedelta(days=1),
+                           mode="incremental", fault="publish")
+        assert adapter.fetch("select * from wn.incremental_state") == state
+        assert adapter.fetch("select count(*) as n, max(day) as d from wn.state__button_color_v3__days__events") == days

@@ -1,0 +1,286 @@
+"""Render an incremental run: per-unit-per-day state in the warehouse, reprocess recent days only.
+
+State kept per experiment (names from :func:`state_tables`):
+
+* ``exposure_days``: per unit and day of the assignment log (rows, first time, variants, dims);
+* ``days__<source>``: per unit and day, post-window partial aggregates of every column;
+* ``values__<source>``: distinct (unit, day, column, value) for ``count_distinct`` columns;
+* ``pre__<source>``: per unit, the pre-exposure covariate columns (fixed once exposed).
+
+A run reprocesses days from ``since`` (the day after the last processed day minus the
+lookback) and reads older days from the state: it rolls the state up into the same
+``unit_metrics`` a full scan gives, and the publish transaction then replaces the state's
+reprocessed days.  Columns whose definition hash changed (or that are new) are backfilled
+over the whole history, alone; the state is rebuilt from scratch when the experiment's
+exposure definition changed.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from dataclasses import dataclass, field
+
+from ..plan import AnalysisPlan, SourceScan, UnitColumn
+from .expressions import date, literal, qualify, ts
+from .render import (_ENV, CompiledPlan, Statement, _aggregate, _aggregates_select, _condition, _create,
+                     _finish, _parse, _post_days, _write)
+
+_ROLLUP = {"count": "sum", "sum": "sum", "flag": "max", "distinct_days": "sum"}
+
+
+def state_key(plan: AnalysisPlan) -> str:
+    """Everything that, when changed, invalidates the whole state."""
+    blob = json.dumps({"exposure": plan.exposure.__dict__, "start": str(plan.start), "unit": plan.unit_type,
+                       "dims": plan.dimensions, "cuped_days": plan.cuped_days,
+                       "variants": plan.variants}, sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def column_hash(scan: SourceScan, col: UnitColumn) -> str:
+    blob = json.dumps([scan.relation, scan.unit_column, scan.timestamp, col.signature(), col.finish],
+                      default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def column_hashes(plan: AnalysisPlan) -> dict[str, dict[str, str]]:
+    return {s.source: {c.name: column_hash(s, c) for c in s.columns} for s in plan.scans}
+
+
+def _short(name: str) -> str:
+    if len(name) <= 60:
+        return name
+    return name[:45] + "_" + hashlib.sha256(name.encode()).hexdigest()[:10]
+
+
+def state_tables(schema: str, experiment: str, sources: list[str]) -> dict[str, str]:
+    out = {"exposure_days": f"{schema}.{_short(f'state__{experiment}__exposure_days')}"}
+    for src in sources:
+        for kind in ("days", "values", "pre"):
+            out[f"{kind}:{src}"] = f"{schema}.{_short(f'state__{experiment}__{kind}__{src}')}"
+    return out
+
+
+@dataclass(frozen=True)
+class IncrementalSpec:
+    """What this run reprocesses, given the stored state (decided by ``runner``)."""
+
+    since: dt.date                        # first reprocessed day
+    exists: bool                          # False: build the state from scratch
+    tables: dict[str, str]                # state tables (see state_tables)
+    present: dict[str, bool] = field(default_factory=dict)    # which state tables exist
+    fill: dict[str, tuple[str, ...]] = field(default_factory=dict)  # source -> columns to backfill
+
+    @property
+    def since_ts(self) -> dt.datetime:
+        return dt.datetime.combine(self.since, dt.time())
+
+
+@dataclass
+class _Source:
+    scan: SourceScan
+    post_cols: list[UnitColumn]
+    val_cols: list[UnitColumn]
+    pre_cols: list[UnitColumn]
+    old_days: str | None = None
+    new_days: str | None = None
+    days_table: str | None = None
+    old_vals: str | None = None
+    new_vals: str | None = None
+    fill_vals: str | None = None
+    kept_val_names: list[str] = field(default_factory=list)
+    old_pre: str | None = None
+    new_pre: str | None = None
+    pre_table: str | None = None
+
+
+def _day_partial(c: UnitColumn, plan: AnalysisPlan, scan_ts: str) -> str:
+    cond = _condition(c, plan, scan_ts)
+    if c.agg == "count":
+        return f"sum(case when {cond} then 1 else 0 end)"
+    if c.agg == "sum":
+        return f"sum(case when {cond} then {qualify(c.value, 's')} else 0 end)"
+    return f"max(case when {cond} then 1 else 0 end)"   # flag, distinct_days: any row that day
+
+
+def compile_incremental(plan: AnalysisPlan, spec: IncrementalSpec, *, dialect: str,
+                        stage_prefix: str) -> CompiledPlan:
+    """Statements of an incremental run, and the publish statements that update the state."""
+    stmts: list[Statement] = []
+    publish: list[str] = []
+    since, since_ts = spec.since, spec.since_ts
+    t = spec.tables
+
+    def old(name: str) -> str | None:
+        return t[name] if spec.exists and spec.present.get(name) else None
+
+    def add(step: str, sql: str, relation: str) -> str:
+        stmts.append(_create(step, relation, _parse(sql, step), dialect, temp=False))
+        return relation
+
+    def swap(staged: str, state: str) -> None:
+        publish.append(f"DROP TABLE IF EXISTS {state}")
+        publish.append(f"ALTER TABLE {staged} RENAME TO {state.split('.')[-1]}")
+
+    # -- exposures ---------------------------------------------------------------------
+    new_exp_days = add("exposure_days", _ENV.get_template("incremental/exposure_days.sql.j2").render(
+        plan=plan, exposure=plan.exposure, literal=literal, ts=ts, since=since, since_ts=since_ts),
+        f"{stage_prefix}_exposure_days")
+    old_exp = old("exposure_days")
+    exposures = add("exposures", _ENV.get_template("incremental/exposures_rollup.sql.j2").render(
+        plan=plan, literal=literal, date=date, since=since, old=old_exp, new=new_exp_days),
+        f"{stage_prefix}_exposures")
+    if old_exp:
+        publish.append(f"DELETE FROM {old_exp} WHERE day >= {_date_sql(since)}")
+        publish.append(f"INSERT INTO {old_exp} SELECT * FROM {new_exp_days}")
+    else:
+        swap(new_exp_days, t["exposure_days"])
+
+    # -- per source: new days, backfills, pre-exposure covariates ------------------------
+    sources: list[_Source] = []
+    alias_of: dict[str, str] = {}
+    for i, scan in enumerate(plan.scans):
+        src = _Source(scan=scan,
+                      post_cols=[c for c in scan.columns if c.window == "post" and c.agg != "count_distinct"],
+                      val_cols=[c for c in scan.columns if c.window == "post" and c.agg == "count_distinct"],
+                      pre_cols=[c for c in scan.columns if c.window == "pre"])
+        fill = set(spec.fill.get(scan.source, ()))
+        for c in src.post_cols:
+            alias_of[c.name] = f"p{i}"
+        for c in src.val_cols:
+            alias_of[c.name] = f"v{i}"
+        for c in src.pre_cols:
+            alias_of[c.name] = f"r{i}"
+        base = f"{stage_prefix}_{i}"
+        ctx = _Ctx(plan, spec, exposures, add, swap, old, publish)
+        _post_state(ctx, src, fill, base)
+        _value_state(ctx, src, fill, base)
+        _pre_state(ctx, src, fill, base)
+        sources.append(src)
+
+    unit_sql = _ENV.get_template("incremental/unit_metrics.sql.j2").render(
+        plan=plan, sources=sources, since=since, since_ts=since_ts, exposures=exposures,
+        literal=literal, date=date, ts=ts, alias_of=alias_of, rollup=lambda c: _ROLLUP[c.agg],
+        post_days=lambda: _post_days(plan), finish=lambda c, a: _finish(c, a, plan))
+    unit_metrics = add("unit_metrics", unit_sql, f"{stage_prefix}_unit_metrics")
+    rel = {"unit_metrics": unit_metrics}
+    aggregates = _parse(_aggregates_select(plan, rel), "aggregates")
+    stmts.append(Statement("aggregates", "query", _write(aggregates, dialect, "aggregates")))
+    return CompiledPlan(plan.experiment, dialect, "incremental", tuple(stmts), {},
+                        {m.name: i for i, m in enumerate(plan.metrics)}, tuple(publish))
+
+
+def _date_sql(day: dt.date) -> str:
+    return f"CAST('{day:%Y-%m-%d}' AS DATE)"
+
+
+def _ts_sql(value: dt.datetime) -> str:
+    return f"CAST('{value:%Y-%m-%d %H:%M:%S}' AS TIMESTAMP)"
+
+
+@dataclass
+class _Ctx:
+    """What the per-source state helpers share."""
+
+    plan: AnalysisPlan
+    spec: IncrementalSpec
+    exposures: str
+    add: object
+    swap: object
+    old: object
+    publish: list
+
+
+def _post_state(ctx: _Ctx, src: _Source, fill: set[str], base: str) -> None:
+    if not src.post_cols:
+        return
+    plan, spec, scan, key = ctx.plan, ctx.spec, src.scan, f"days:{src.scan.source}"
+    tmpl = _ENV.get_template("incremental/unit_days.sql.j2")
+
+    def days(cols, lo, hi, step, relation):
+        return ctx.add(step, tmpl.render(scan=scan, cols=cols, lo=lo, hi=hi, lo_ts=lo, hi_ts=hi, ts=ts,
+                                         exposures=ctx.exposures,
+                                         partial=lambda c: _day_partial(c, plan, scan.timestamp)), relation)
+
+    src.new_days = days(src.post_cols, spec.since_ts, plan.end, f"days__{scan.source}", f"{base}_days_new")
+    old_days = ctx.old(key)
+    # a missing table in an existing state (a new source) is backfilled whole
+    fill_cols = [c for c in src.post_cols if c.name in fill or (spec.exists and not old_days)]
+    if old_days and not fill_cols:
+        src.old_days = old_days
+        names = ", ".join(["unit_id", "day"] + [c.name for c in src.post_cols])
+        ctx.publish.append(f"DELETE FROM {old_days} WHERE day >= {_date_sql(spec.since)}")
+        ctx.publish.append(f"INSERT INTO {old_days} ({names}) SELECT {names} FROM {src.new_days}")
+        return
+    fill_rel = (days(fill_cols, plan.start, spec.since_ts, f"backfill_days__{scan.source}", f"{base}_days_fill")
+                if fill_cols else None)
+    merged = _ENV.get_template("incremental/merge_days.sql.j2").render(
+        scan=scan, cols=src.post_cols, fill_cols=fill_cols, fill_names={c.name for c in fill_cols},
+        old=old_days, fill=fill_rel, new=src.new_days, since=spec.since, date=date)
+    src.days_table = ctx.add(f"state_days__{scan.source}", merged, f"{base}_days_all")
+    ctx.swap(src.days_table, spec.tables[key])
+
+
+def _value_state(ctx: _Ctx, src: _Source, fill: set[str], base: str) -> None:
+    if not src.val_cols:
+        return
+    plan, spec, scan, key = ctx.plan, ctx.spec, src.scan, f"values:{src.scan.source}"
+    tmpl = _ENV.get_template("incremental/unit_values.sql.j2")
+
+    def values(cols, lo, hi, step, relation):
+        return ctx.add(step, tmpl.render(scan=scan, cols=cols, lo=lo, hi=hi, lo_ts=lo, hi_ts=hi, ts=ts,
+                                         exposures=ctx.exposures, literal=literal,
+                                         condition=lambda c: _condition(c, plan, scan.timestamp),
+                                         value=lambda c: qualify(c.value, "s")), relation)
+
+    src.new_vals = values(src.val_cols, spec.since_ts, plan.end, f"values__{scan.source}", f"{base}_values_new")
+    old_vals = ctx.old(key)
+    fill_cols = [c for c in src.val_cols if c.name in fill or (spec.exists and not old_vals)]
+    if fill_cols:
+        src.fill_vals = values(fill_cols, plan.start, spec.since_ts, f"backfill_values__{scan.source}",
+                               f"{base}_values_fill")
+    if not old_vals:
+        if src.fill_vals:
+            ctx.publish.append(f"INSERT INTO {src.new_vals} SELECT * FROM {src.fill_vals}")
+        ctx.swap(src.new_vals, spec.tables[key])
+        return
+    src.old_vals = old_vals
+    src.kept_val_names = [c.name for c in src.val_cols if c.name not in fill] or ["__none__"]
+    kept = ", ".join(literal(n) for n in src.kept_val_names)
+    ctx.publish.append(f"DELETE FROM {old_vals} WHERE day >= {_date_sql(spec.since)} OR col NOT IN ({kept})")
+    if src.fill_vals:
+        ctx.publish.append(f"INSERT INTO {old_vals} SELECT * FROM {src.fill_vals}")
+    ctx.publish.append(f"INSERT INTO {old_vals} SELECT * FROM {src.new_vals}")
+
+
+def _pre_state(ctx: _Ctx, src: _Source, fill: set[str], base: str) -> None:
+    if not src.pre_cols:
+        return
+    plan, spec, scan, key = ctx.plan, ctx.spec, src.scan, f"pre:{src.scan.source}"
+    tmpl = _ENV.get_template("incremental/unit_pre.sql.j2")
+    window = dt.timedelta(days=plan.cuped_days)
+
+    def pre(cols, new_units, lo, hi, step, relation):
+        return ctx.add(step, tmpl.render(scan=scan, cols=cols, new_units=new_units, since=spec.since,
+                                         since_ts=spec.since_ts, lo_ts=lo, hi_ts=hi, ts=ts, plan=plan,
+                                         exposures=ctx.exposures,
+                                         aggregate=lambda c: _aggregate(c, plan, scan.timestamp)), relation)
+
+    src.new_pre = pre(src.pre_cols, True, spec.since_ts - window, plan.end, f"pre__{scan.source}",
+                      f"{base}_pre_new")
+    old_pre = ctx.old(key)
+    fill_cols = [c for c in src.pre_cols if c.name in fill or (spec.exists and not old_pre)]
+    if old_pre and not fill_cols:
+        src.old_pre = old_pre
+        names = ", ".join(["unit_id", "first_exposure_at"] + [c.name for c in src.pre_cols])
+        ctx.publish.append(f"DELETE FROM {old_pre} WHERE first_exposure_at >= {_ts_sql(spec.since_ts)}")
+        ctx.publish.append(f"INSERT INTO {old_pre} ({names}) SELECT {names} FROM {src.new_pre}")
+        return
+    fill_rel = (pre(fill_cols, False, plan.start - window, spec.since_ts, f"backfill_pre__{scan.source}",
+                    f"{base}_pre_fill") if fill_cols else None)
+    merged = _ENV.get_template("incremental/merge_pre.sql.j2").render(
+        scan=scan, cols=src.pre_cols, fill_cols=fill_cols, fill_names={c.name for c in fill_cols},
+        old=old_pre, fill=fill_rel, new=src.new_pre, since_ts=spec.since_ts, ts=ts)
+    src.pre_table = ctx.add(f"state_pre__{scan.source}", merged, f"{base}_pre_all")
+    ctx.swap(src.pre_table, spec.tables[key])
