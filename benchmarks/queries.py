@@ -97,19 +97,34 @@ def metric_columns(metrics: list[dict]) -> list[MetricCols]:
     return out
 
 
-def _cond(c: UnitCol) -> str:
-    parts = [f"e.event_name = '{c.event}'"]
+DAY_US = 86_400 * 1_000_000
+
+
+def _cond(c: UnitCol, codes: dict[str, int] | None) -> str:
+    """The unit column's row condition.  Plain shape: string compare + timestamp arithmetic
+    per row and column.  Coded shape (``codes``): compares on a small-int event code ``k``
+    and on ``dt`` = microseconds since the unit's first exposure, both computed once per row."""
+    if codes is None:
+        parts = [f"e.event_name = '{c.event}'"]
+        if c.window == "pre":
+            parts.append("e.ts < x.fe")     # lower bound (fe - 14 days) is in the join
+        else:
+            parts.append("e.ts >= x.fe" if not c.start_day else f"e.ts >= x.fe + interval {c.start_day} day")
+            if c.end_day:
+                parts.append(f"e.ts < x.fe + interval {c.end_day} day")
+        return " and ".join(parts)
+    parts = [f"e.k = {codes[c.event]}"]
     if c.window == "pre":
-        parts.append("e.ts < x.fe")     # lower bound (fe - 14 days) is in the join
+        parts.append("e.dt < 0")
     else:
-        parts.append("e.ts >= x.fe" if not c.start_day else f"e.ts >= x.fe + interval {c.start_day} day")
+        parts.append(f"e.dt >= {c.start_day * DAY_US}")
         if c.end_day:
-            parts.append(f"e.ts < x.fe + interval {c.end_day} day")
+            parts.append(f"e.dt < {c.end_day * DAY_US}")
     return " and ".join(parts)
 
 
-def _unit_agg(c: UnitCol, alias: str) -> str:
-    cond = _cond(c)
+def _unit_agg(c: UnitCol, alias: str, codes: dict[str, int] | None = None) -> str:
+    cond = _cond(c, codes)
     if c.agg == "count":
         return f"count(*) filter (where {cond}) as {alias}"
     if c.agg == "sum":
@@ -163,31 +178,74 @@ def _unit_columns(mcols: list[MetricCols]) -> list[UnitCol]:
     return cols
 
 
-def _unit_query(cols: list[UnitCol], win: Window, exposures: str) -> str:
+def _bucket_cond(c: UnitCol, codes: dict[str, int], bounds: list[int]) -> str:
+    if c.window == "pre":
+        return f"k = {codes[c.event]} and b = 0"
+    lo = bounds.index(c.start_day) + 1
+    cond = f"k = {codes[c.event]} and b >= {lo}"
+    if c.end_day:
+        cond += f" and b < {bounds.index(c.end_day) + 1}"
+    return cond
+
+
+def _unit_query(cols: list[UnitCol], win: Window, exposures: str, *, shape: str = "coded") -> str:
+    """Per-unit columns.  ``plain``: one aggregation, conditions on strings and timestamps;
+    ``coded``: conditions on a small-int event code and the integer time since exposure;
+    ``bucketed``: first count/sum per (unit, event code, window bucket) — the buckets are cut at
+    every window boundary any column uses — then pivot those (fewer) rows into columns."""
     events = sorted({c.event for c in cols})
     has_pre = any(c.window == "pre" for c in cols)
     lower = "x.fe - interval 14 day" if has_pre else "x.fe"
-    aggs = ",\n         ".join(_unit_agg(c, c.name(cols)) for c in cols)
     names = ", ".join(f"'{e}'" for e in events)
-    return (f"select x.unit_id,\n         {aggs}\n"
-            f"  from raw.events e join {exposures} x on e.user_id = x.unit_id\n"
-            f"  where e.ts >= {_ts(win.scan_start)} and e.ts < {_ts(win.end)} and e.ts >= {lower}\n"
-            f"    and e.event_name in ({names})\n"
-            f"  group by x.unit_id")
+    where = (f"e.ts >= {_ts(win.scan_start)} and e.ts < {_ts(win.end)} and e.ts >= {lower}\n"
+             f"    and e.event_name in ({names})")
+    if shape == "plain":
+        aggs = ",\n         ".join(_unit_agg(c, c.name(cols)) for c in cols)
+        return (f"select x.unit_id,\n         {aggs}\n"
+                f"  from raw.events e join {exposures} x on e.user_id = x.unit_id\n"
+                f"  where {where}\n  group by x.unit_id")
+    codes = {e: i for i, e in enumerate(events)}
+    k = "case e.event_name " + " ".join(f"when '{e}' then {i}" for e, i in codes.items()) + " end"
+    joined = (f"select x.unit_id, ({k})::utinyint as k,\n"
+              f"           epoch_us(e.ts) - epoch_us(x.fe) as dt, e.value\n"
+              f"    from raw.events e join {exposures} x on e.user_id = x.unit_id\n"
+              f"    where {where}")
+    if shape == "coded":
+        aggs = ",\n         ".join(_unit_agg(c, c.name(cols), codes) for c in cols)
+        return (f"select e.unit_id,\n         {aggs}\n"
+                f"  from (\n    {joined}\n  ) e\n  group by e.unit_id")
+    assert shape == "bucketed", shape
+    bounds = sorted({0} | {c.start_day for c in cols if c.window == "post"}
+                    | {c.end_day for c in cols if c.window == "post" and c.end_day})
+    bucket = "case when dt < 0 then 0 " + " ".join(
+        f"when dt < {b * DAY_US} then {i}" for i, b in enumerate(bounds[1:], start=1)) + f" else {len(bounds)} end"
+    aggs = []
+    for c in cols:
+        cond = _bucket_cond(c, codes, bounds)
+        if c.agg == "count":
+            aggs.append(f"sum(cnt) filter (where {cond}) as {c.name(cols)}")
+        elif c.agg == "sum":
+            aggs.append(f"sum(val) filter (where {cond}) as {c.name(cols)}")
+        else:
+            aggs.append(f"(count(*) filter (where {cond}) > 0)::int as {c.name(cols)}")
+    agg_sql = ",\n         ".join(aggs)
+    return (f"select unit_id,\n         {agg_sql}\n"
+            f"  from (\n    select unit_id, k, ({bucket})::utinyint as b, count(*) as cnt, sum(value) as val\n"
+            f"    from (\n    {joined}\n    ) e\n    group by all\n  ) g\n  group by unit_id")
 
 
 def _values(cols: list[UnitCol]) -> str:
     return ", ".join(f"coalesce(u.{c.name(cols)}, 0)::double as {c.name(cols)}" for c in cols)
 
 
-def reference_sql(metrics: list[dict], win: Window, dimension: bool) -> str:
+def reference_sql(metrics: list[dict], win: Window, dimension: bool, *, shape: str = "coded") -> str:
     mcols = metric_columns(metrics)
     cols = _unit_columns(mcols)
     col = {c: c.name(cols) for c in cols}
     dim = ", x.country" if dimension else ""
     return (f"-- (c) single-pass reference: {len(metrics)} metrics, {len(cols)} distinct unit columns\n"
             f"with x as (\n  {_exposures_cte(win, dimension)}\n),\n"
-            f"u as (\n  {_unit_query(cols, win, 'x')}\n),\n"
+            f"u as (\n  {_unit_query(cols, win, 'x', shape=shape)}\n),\n"
             f"v as (\n  select x.variant{dim}, {_values(cols)}\n  from x left join u using (unit_id)\n)\n"
             + _final_select(mcols, col, dimension, "v"))
 

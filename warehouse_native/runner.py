@@ -115,12 +115,12 @@ def run_experiment(project: Project, target: Target, adapter: Adapter, experimen
     stage_relations: list[str] = []
     sql_dir: Path | None = None
     try:
-        plan, compiled = compile_experiment(project, experiment, as_of=as_of, schema=schema,
-                                            dialect=adapter.dialect, strategy=strategy,
-                                            stage_prefix=stage)
+        plan = build_plan(project, project.experiment(experiment), as_of=as_of, schema=schema)
         result.plan = plan
         _prepare(adapter, schema)
-        if mode != "stateless":
+        if mode == "stateless":
+            compiled = compile_plan(plan, dialect=adapter.dialect, strategy=strategy, stage_prefix=stage)
+        else:
             spec, result.note = incremental.decide(adapter, schema, plan, full_refresh=mode == "full-refresh",
                                                    lookback_days=lookback_days)
             compiled = compile_incremental(plan, spec, dialect=adapter.dialect, stage_prefix=stage)

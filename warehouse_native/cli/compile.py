@@ -8,7 +8,6 @@ from ..artifacts import write_compiled
 from ..errors import ProjectError
 from ..runner import compile_experiment, compiled_files
 from ..sql import DIALECTS
-from ..warehouse.adapter import Adapter
 from .console import console
 from .flags import Flags, common_flags, experiment_option, strategy_option
 

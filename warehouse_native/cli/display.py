@@ -92,7 +92,7 @@ def print_summary(experiment: str, run_id: str, srm_status: str, srm_p: float | 
     warning = sorted({f"{r['metric']} ({r['variant']})" for r in guard if r.get("guardrail_status") == "warn"})
     head = Text.assemble((f"{experiment}", "bold"), f"  run {run_id}  ",
                          "SRM ", status_text(srm_status),
-                         f" (p={_p(srm_p)})  ", f"units: " + ", ".join(f"{v}={n:,}" for v, n in units.items()),
+                         f" (p={_p(srm_p)})  ", "units: " + ", ".join(f"{v}={n:,}" for v, n in units.items()),
                          f"  multi-exposed excluded: {multi:,}")
     console.print(head)
     if failing:

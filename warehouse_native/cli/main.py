@@ -13,7 +13,7 @@ from ..errors import WnError
 from ..warehouse.adapter import as_warehouse_error
 from . import compile as compile_cmd
 from . import power, run, seed, show, validate
-from .console import console, err_console
+from .console import err_console
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})

@@ -119,6 +119,16 @@ def _build(model: type[BaseModel], node: Any, prefix: list[Any], file: str,
         return None
 
 
+def _yaml_files(folder: Path, root: Path, out: ProblemCollector):
+    """(display path, parsed YAML) of each *.yml / *.yaml in a folder; syntax errors collected."""
+    for path in sorted(folder.glob("*.y*ml")) if folder.is_dir() else []:
+        file = str(path.relative_to(root))
+        try:
+            yield file, load_yaml_file(path, file)
+        except ProjectError as exc:
+            out.problems.extend(exc.problems)
+
+
 def load_project(root: Path) -> Project:
     root = root.resolve()
     out = ProblemCollector()
@@ -142,13 +152,7 @@ def load_project(root: Path) -> Project:
     metrics_dir = root / "metrics"
     if not metrics_dir.is_dir():
         out.add("no metrics/ folder: the catalog of sources and metrics lives there", file=str(root))
-    for path in sorted(metrics_dir.glob("*.y*ml")) if metrics_dir.is_dir() else []:
-        file = str(path.relative_to(root))
-        try:
-            data = load_yaml_file(path, file)
-        except ProjectError as exc:
-            out.problems.extend(exc.problems)
-            continue
+    for file, data in _yaml_files(metrics_dir, root, out):
         for kind, model, table in (("source", Source, sources), ("metric", Metric, metrics)):
             items = _items(data, kind + "s", file, out)
             for i, node in enumerate(items):
@@ -158,13 +162,8 @@ def load_project(root: Path) -> Project:
                     register(kind, obj, node, file, table)
 
     exp_dir = root / "experiments"
-    for path in sorted(exp_dir.glob("*.y*ml")) if exp_dir.is_dir() else []:
-        file = str(path.relative_to(root))
-        try:
-            data = load_yaml_file(path, file)
-        except ProjectError as exc:
-            out.problems.extend(exc.problems)
-            continue
+    for file, data in _yaml_files(exp_dir, root, out):
+        path = root / file
         if not isinstance(data, LineDict) or "experiment" not in data:
             out.add("expected a top-level 'experiment:' mapping", file=file, line=1)
             continue

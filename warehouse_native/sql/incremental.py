@@ -20,7 +20,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from ..plan import AnalysisPlan, SourceScan, UnitColumn
 from .expressions import date, literal, qualify, ts
@@ -96,12 +96,8 @@ class _Source:
 
 
 def _day_partial(c: UnitColumn, plan: AnalysisPlan, scan_ts: str) -> str:
-    cond = _condition(c, plan, scan_ts)
-    if c.agg == "count":
-        return f"sum(case when {cond} then 1 else 0 end)"
-    if c.agg == "sum":
-        return f"sum(case when {cond} then {qualify(c.value, 's')} else 0 end)"
-    return f"max(case when {cond} then 1 else 0 end)"   # flag, distinct_days: any row that day
+    """A column's aggregate within one day; an active day is a flag for that day."""
+    return _aggregate(replace(c, agg="flag") if c.agg == "distinct_days" else c, plan, scan_ts)
 
 
 def compile_incremental(plan: AnalysisPlan, spec: IncrementalSpec, *, dialect: str,

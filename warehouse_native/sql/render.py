@@ -154,7 +154,6 @@ def _unit_metrics_select(plan: AnalysisPlan, rel: dict[str, str]) -> str:
 
 def _aggregates_select(plan: AnalysisPlan, rel: dict[str, str]) -> str:
     caps: list[dict] = []
-    cap_of: dict[tuple[int, str], tuple[str | None, str | None]] = {}
     measure: list[str] = []
     exprs: dict[str, str] = {}
     for i, m in enumerate(plan.metrics):
