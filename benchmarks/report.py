@@ -16,7 +16,9 @@ TARGET_AUTO = 1.10    # auto within 10% of the best fixed strategy
 
 CASE_NAMES = {
     "auto": "(a) wn full run, strategy auto",
-    "ref": "(c) single-pass SQL reference",
+    "ref": "(c) single-pass SQL reference (bucketed shape)",
+    "ref_plain": "(c') reference, plain shape (string/timestamp conditions per column, like wn's)",
+    "ref_coded": "(c'') reference, coded shape (int event code + int time since exposure)",
     "pm": "(d) one query per metric (exposures materialised once, shared)",
     "pm_self": "(d') one query per metric (each recomputes the exposures)",
     "cte": "(e) wn, strategy cte",
@@ -90,6 +92,11 @@ def render_one(res: dict) -> str:
         out.append("| (b) wn incremental run | – | – | **TODO: not implemented yet** | – |")
         if ref is not None:
             out.append(f"| {CASE_NAMES['ref']} | {_s(ref)} | {', '.join(f'{t:.2f}' for t in head['times']['ref'])} | 1.00× | baseline |")
+        for c in ("ref_plain", "ref_coded"):
+            if c in med:
+                r = med[c] / ref if ref else None
+                out.append(f"| {CASE_NAMES[c]} | {_s(med[c])} | {', '.join(f'{t:.2f}' for t in head['times'][c])} "
+                           f"| vs (c) = {_x(r)} | – |")
         for c in ("pm", "pm_self"):
             if c in med:
                 r = med[c] / auto if auto else None
@@ -200,8 +207,11 @@ def render(results_dir: Path) -> str:
              "same process. wn times are the wall time of `run_experiment` (compile, all SQL steps, "
              "statistics, publish). Peak memory: every case runs once more in a fresh child process "
              "(`python -m benchmarks.run_benchmarks --child ...`); the parent reaps it with `os.wait4()` and "
-             "reports that child's `ru_maxrss` (peak RSS of the whole process: Python, wn, DuckDB's buffer pool "
-             "and result sets). The machine is shared with other sessions' work (see load averages), so "
+             "reports the child's peak RSS: `VmHWM` from the child's `/proc/self/status`, read by the child as its "
+             "last act (the whole process: Python, wn, DuckDB's buffer pool and result sets). `ru_maxrss` from "
+             "`os.wait4`/`RUSAGE_CHILDREN` is recorded too (`wait4_maxrss_mib` in the JSON) but is not used: Linux "
+             "carries the high-water mark of the pre-exec image (the forked copy of this large parent) into "
+             "`ru_maxrss`, so it reads as the parent's peak for every child. The machine is shared with other sessions' work (see load averages), so "
              "absolute times are noisy; compare ratios within one run.\n",
              "## Summary\n", summary(results), ""]
     parts += [render_one(r) for r in results]

@@ -19,10 +19,13 @@ Each cell runs every case once as warm-up, then ``--repeats`` rounds in which th
 interleaved (rotating order), and reports the median.  Before timing, each comparison query's
 numbers are checked against the aggregates wn computed for the same cell.
 
-Memory pass — each listed case runs once in a fresh child process (``--child``); the parent
-reaps it with ``os.wait4`` and records that child's own ``ru_maxrss`` (peak resident set
-size: Python + DuckDB's buffer pool + result sets).  A ``noop`` child (imports, connects,
-``select 1``) gives the fixed floor.
+Memory pass — each listed case runs once in a fresh child process (``--child``).  Peak RSS is
+the child's ``VmHWM`` (read from its own /proc/self/status as its last act: Python + wn +
+DuckDB's buffer pool + result sets).  The parent also reaps the child with ``os.wait4`` and
+records its ``ru_maxrss``, but that number is not usable here: Linux keeps, across exec, the
+RSS high-water mark of the image exec replaced — the (v)forked copy of this big parent — so
+``ru_maxrss`` (like RUSAGE_CHILDREN) reads as the parent's peak for every child.  A ``noop``
+child (imports, connects, ``select 1``) gives the fixed floor.
 
 Results go to ``benchmarks/results/<label>.json``; ``benchmarks/RESULTS.md`` is re-rendered
 from every JSON there (see :mod:`benchmarks.report`).
@@ -56,7 +59,8 @@ from . import queries as Q
 HERE = Path(__file__).resolve().parent
 RESULTS_DIR = HERE / "results"
 STRATEGIES = ("cte", "temp", "auto")
-ALL_CASES = ("ref", "cte", "temp", "auto", "pm", "pm_self")
+ALL_CASES = ("ref", "ref_plain", "ref_coded", "cte", "temp", "auto", "pm", "pm_self")
+REF_SHAPES = {"ref": "bucketed", "ref_plain": "plain", "ref_coded": "coded"}
 
 
 def log(msg: str) -> None:
@@ -118,9 +122,9 @@ class Bench:
                            as_of=self.as_of, strategy=strategy)
         return time.perf_counter() - t0, r
 
-    def ref(self, cell):
+    def ref(self, cell, shape: str = "bucketed"):
         n, d = cell
-        sql = Q.reference_sql(D.metric_set(n), self.win, bool(d))
+        sql = Q.reference_sql(D.metric_set(n), self.win, bool(d), shape=shape)
         t0 = time.perf_counter()
         rows = self.adapter.fetch(sql)
         return time.perf_counter() - t0, rows
@@ -144,8 +148,8 @@ class Bench:
     def run_case(self, case: str, cell):
         if case in STRATEGIES:
             return self.wn(cell, case)
-        if case == "ref":
-            return self.ref(cell)
+        if case in REF_SHAPES:
+            return self.ref(cell, REF_SHAPES[case])
         if case == "pm":
             return self.pm(cell, True)
         if case == "pm_self":
@@ -216,21 +220,21 @@ def timing_pass(bench: Bench, cells, cases: list[str], repeats: int, per_metric_
         checks: dict[str, str] = {}
         warm: dict[str, float] = {}
         wn_ref = None
-        for c in cell_cases:  # warm-up, and correctness check of the comparison queries
+        # warm-up: wn first, then every comparison query, whose numbers are checked against wn's
+        for c in sorted(cell_cases, key=lambda c: c not in STRATEGIES):
             secs, payload = bench.run_case(c, cell)
             warm[c] = secs
-            if c in STRATEGIES and wn_ref is None:
-                wn_ref = wn_aggregates(payload)
-        for c in cell_cases:
-            if c in ("ref", "pm", "pm_self"):
+            if c in STRATEGIES:
                 if wn_ref is None:
-                    _, r = bench.wn(cell, "auto")
-                    wn_ref = wn_aggregates(r)
-                _, rows = bench.run_case(c, cell)
-                ok, why = compare(wn_ref, rows)
-                checks[c] = ("ok: " if ok else "MISMATCH: ") + why
-                if not ok:
-                    log(f"  {c}: {checks[c]}")
+                    wn_ref = wn_aggregates(payload)
+                continue
+            if wn_ref is None:
+                _, r = bench.wn(cell, "auto")
+                wn_ref = wn_aggregates(r)
+            ok, why = compare(wn_ref, payload)
+            checks[c] = ("ok: " if ok else "MISMATCH: ") + why
+            if not ok:
+                log(f"  {c}: {checks[c]}")
         for i in range(repeats):
             order = cell_cases[i % len(cell_cases):] + cell_cases[:i % len(cell_cases)]
             for c in order:
@@ -278,8 +282,14 @@ def child_main(spec: dict) -> None:
     finally:
         bench.close()
     self_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    hwm_kib = None
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                hwm_kib = int(line.split()[1])
     print("CHILD_RESULT " + json.dumps({"case": case, "status": status, "error": error,
-                                         "seconds": secs, "self_maxrss_kib": self_kib}), flush=True)
+                                         "seconds": secs, "self_maxrss_kib": self_kib,
+                                         "vmhwm_kib": hwm_kib}), flush=True)
 
 
 def memory_pass(args, cells, cases: list[str], workdir: Path) -> list[dict]:
@@ -304,10 +314,15 @@ def memory_pass(args, cells, cases: list[str], workdir: Path) -> list[dict]:
                 stdout, stderr = fout.read(), ferr.read()
             wall = time.perf_counter() - t0
             res = {"case": case, "metrics": cell[0], "dimension": cell[1], "exit": proc.returncode,
-                   "peak_rss_mib": round(usage.ru_maxrss / 1024, 1), "wall_s": round(wall, 2)}
+                   "wait4_maxrss_mib": round(usage.ru_maxrss / 1024, 1), "wall_s": round(wall, 2)}
             for line in stdout.splitlines():
                 if line.startswith("CHILD_RESULT "):
                     res.update(json.loads(line[len("CHILD_RESULT "):]))
+            # Linux carries the RSS high-water mark of the process image replaced by exec into
+            # ru_maxrss (and subprocess forks/vforks this big parent), so wait4's ru_maxrss is at
+            # least the parent's own peak. VmHWM belongs to the child's new address space only.
+            hwm = res.get("vmhwm_kib")
+            res["peak_rss_mib"] = round(hwm / 1024, 1) if hwm else res["wait4_maxrss_mib"]
             if proc.returncode != 0 and "status" not in res:
                 res["status"] = "crashed"
                 res["error"] = stderr[-2000:]
@@ -323,10 +338,12 @@ def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true",
-                   help="small preset: 100k users, 1 warm-up + 3 repeats, memory of the headline cell")
-    p.add_argument("--users", type=int, default=1_320_000, help="generated users (~76%% get exposed at scale 1)")
+                   help="small preset: 100k users x scale 1 (~4M events), 1 warm-up + 1 timed round")
+    p.add_argument("--users", type=int, default=1_600_000,
+                   help="generated users (~63%% get exposed at scale 0.5, ~76%% at scale 1)")
     p.add_argument("--days", type=int, default=28)
-    p.add_argument("--scale", type=float, default=1.0, help="events per user-day factor (1.0 ~ 1.4 events)")
+    p.add_argument("--scale", type=float, default=0.5,
+                   help="events per user-day factor (1.0 ~ 1.4 events per user-day)")
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--db", type=Path, help="DuckDB file (default: benchmarks/.data/<label>.duckdb)")
     p.add_argument("--regenerate", action="store_true", help="rewrite the raw tables even if the file exists")
@@ -334,7 +351,7 @@ def parse_args(argv=None):
     p.add_argument("--dims", default="0,1", help="dimension counts (0 and/or 1)")
     p.add_argument("--cases", default="ref,cte,temp,auto,pm",
                    help=f"timed cases, from {','.join(ALL_CASES)}")
-    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--repeats", type=int, default=None, help="timed rounds per cell (default 3; --quick 1)")
     p.add_argument("--per-metric-max", type=int, default=32,
                    help="skip the per-metric cases for cells with more metrics than this")
     p.add_argument("--memory-cases", default="noop,ref,auto,cte,temp,pm",
@@ -350,6 +367,8 @@ def parse_args(argv=None):
     args = p.parse_args(argv)
     if args.quick:
         args.users, args.days, args.scale = 100_000, 28, 1.0
+    if args.repeats is None:
+        args.repeats = 1 if args.quick else 3
     return args
 
 
