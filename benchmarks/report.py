@@ -9,7 +9,9 @@ import json
 import statistics
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
+import os
+
+HERE = Path(os.environ.get("WN_BENCH_HOME") or Path(__file__).resolve().parent)
 TARGET_REF = 1.3      # wn full <= 1.3 x reference
 TARGET_PM = 3.0       # one-query-per-metric >= 3 x wn full
 TARGET_AUTO = 1.10    # auto within 10% of the best fixed strategy
@@ -23,6 +25,8 @@ CASE_NAMES = {
     "pm_self": "(d') one query per metric (each recomputes the exposures)",
     "cte": "(e) wn, strategy cte",
     "temp": "(e) wn, strategy temp",
+    "refresh": "(b0) wn run, mode full-refresh (rebuilds the per-unit-per-day state)",
+    "incr": "(b) wn incremental run (state exists; reprocesses the lookback days)",
     "noop": "floor: python + wn imports + DuckDB connection, `select 1`",
 }
 
@@ -70,6 +74,12 @@ def render_one(res: dict) -> str:
                f"{st['repeats']} timed repeats after 1 warm-up, median reported")
     out.append(f"- machine: {m['nproc']} cores ({m['cpu']}), {m['ram_gib']} GiB RAM; Python {m['python']}, "
                f"DuckDB {m['duckdb']}, sqlglot {m['sqlglot']}")
+    code = res.get("code") or {}
+    if code:
+        what = (f"git {code.get('rev')} ({code.get('subject')})" if code.get("code") != "worktree"
+                else f"work tree at HEAD {code.get('head')} ({code.get('subject')})"
+                + (f", uncommitted changes in {', '.join(code.get('dirty') or [])}" if code.get("dirty") else ", clean"))
+        out.append(f"- code under test: {what}")
     sec = res["seconds"]
     out.append(f"- wall time: data {sec['data']:.0f}s (generated or reused), timing pass "
                f"{sec['timing_pass']:.0f}s, memory pass {sec['memory_pass']:.0f}s, total {sec['total']:.0f}s; "
@@ -89,7 +99,14 @@ def render_one(res: dict) -> str:
             r = auto / ref if ref else None
             out.append(f"| {CASE_NAMES['auto']} | {_s(auto)} | {', '.join(f'{t:.2f}' for t in head['times']['auto'])} "
                        f"| wn / ref = {_x(r)} | ≤ {TARGET_REF}× {_ok(r, TARGET_REF, False)} |")
-        out.append("| (b) wn incremental run | – | – | **TODO: not implemented yet** | – |")
+        if "incr" in med:
+            for c in ("refresh", "incr"):
+                if c in med:
+                    r = med[c] / auto if auto else None
+                    out.append(f"| {CASE_NAMES[c]} | {_s(med[c])} | {', '.join(f'{t:.2f}' for t in head['times'][c])} "
+                               f"| vs wn full = {_x(r)} | – |")
+        else:
+            out.append("| (b) wn incremental run | – | – | **TODO: not implemented yet** (not measured in this run) | – |")
         if ref is not None:
             out.append(f"| {CASE_NAMES['ref']} | {_s(ref)} | {', '.join(f'{t:.2f}' for t in head['times']['ref'])} | 1.00× | baseline |")
         for c in ("ref_plain", "ref_coded"):
@@ -126,7 +143,7 @@ def render_one(res: dict) -> str:
                    "relative 1e-9).\n")
 
         out.append(f"### Where wn's time goes ({head['metrics']} metrics, {head['dimension']} dimension; median s per step)\n")
-        strategies = [c for c in ("cte", "temp", "auto") if c in head["steps"]]
+        strategies = [c for c in ("cte", "temp", "auto", "refresh", "incr") if c in head["steps"]]
         steps: list[str] = []
         for c in strategies:
             for k in head["steps"][c]:

@@ -56,10 +56,14 @@ from warehouse_native.warehouse.tables import METRIC_AGGREGATES, MOMENTS
 from . import data as D
 from . import queries as Q
 
-HERE = Path(__file__).resolve().parent
+# When running from a code snapshot (see _snapshot), results and data stay in the real
+# benchmarks/ folder, named by WN_BENCH_HOME.
+HERE = Path(os.environ.get("WN_BENCH_HOME") or Path(__file__).resolve().parent)
 RESULTS_DIR = HERE / "results"
+CODE_DIR = Path(__file__).resolve().parent.parent   # the folder holding the imported packages
 STRATEGIES = ("cte", "temp", "auto")
-ALL_CASES = ("ref", "ref_plain", "ref_coded", "cte", "temp", "auto", "pm", "pm_self")
+ALL_CASES = ("ref", "ref_plain", "ref_coded", "cte", "temp", "auto", "pm", "pm_self", "refresh", "incr")
+WN_MODES = {"refresh": "full-refresh", "incr": "incremental"}   # (b): wn runs that keep state
 REF_SHAPES = {"ref": "bucketed", "ref_plain": "plain", "ref_coded": "coded"}
 
 
@@ -116,10 +120,11 @@ class Bench:
             self.adapter = None
 
     # each case returns (seconds, payload)
-    def wn(self, cell, strategy: str):
+    def wn(self, cell, strategy: str, mode: str | None = None):
+        kw = {"mode": mode} if mode else {}   # older wn: no mode argument (stateless only)
         t0 = time.perf_counter()
         r = run_experiment(self.projects[cell], self.target, self.adapter, D.EXPERIMENT_NAME,
-                           as_of=self.as_of, strategy=strategy)
+                           as_of=self.as_of, strategy=strategy, **kw)
         return time.perf_counter() - t0, r
 
     def ref(self, cell, shape: str = "bucketed"):
@@ -148,6 +153,8 @@ class Bench:
     def run_case(self, case: str, cell):
         if case in STRATEGIES:
             return self.wn(cell, case)
+        if case in WN_MODES:
+            return self.wn(cell, "auto", WN_MODES[case])
         if case in REF_SHAPES:
             return self.ref(cell, REF_SHAPES[case])
         if case == "pm":
@@ -168,6 +175,10 @@ def wn_aggregates(result) -> dict[tuple, dict[str, float]]:
             if r[m] is not None:
                 slot[f"{r['metric']}__{m}"] = r[m]
     return out
+
+
+def as_rows(aggs: dict[tuple, dict[str, float]]) -> list[dict]:
+    return [{"variant": k[0], "dimension": k[1], "dimension_value": k[2], **v} for k, v in aggs.items()]
 
 
 def compare(wn: dict[tuple, dict[str, float]], rows: list[dict]) -> tuple[bool, str]:
@@ -216,7 +227,7 @@ def timing_pass(bench: Bench, cells, cases: list[str], repeats: int, per_metric_
         cell_cases = [c for c in cases if not (c.startswith("pm") and n > per_metric_max)]
         log(f"cell {n} metrics, {d} dimension: warm-up {', '.join(cell_cases)}")
         times: dict[str, list[float]] = {c: [] for c in cell_cases}
-        wn_runs: dict[str, list] = {c: [] for c in cell_cases if c in STRATEGIES}
+        wn_runs: dict[str, list] = {c: [] for c in cell_cases if c in STRATEGIES or c in WN_MODES}
         checks: dict[str, str] = {}
         warm: dict[str, float] = {}
         wn_ref = None
@@ -231,7 +242,7 @@ def timing_pass(bench: Bench, cells, cases: list[str], repeats: int, per_metric_
             if wn_ref is None:
                 _, r = bench.wn(cell, "auto")
                 wn_ref = wn_aggregates(r)
-            ok, why = compare(wn_ref, payload)
+            ok, why = compare(wn_ref, as_rows(wn_aggregates(payload)) if c in WN_MODES else payload)
             checks[c] = ("ok: " if ok else "MISMATCH: ") + why
             if not ok:
                 log(f"  {c}: {checks[c]}")
@@ -240,7 +251,7 @@ def timing_pass(bench: Bench, cells, cases: list[str], repeats: int, per_metric_
             for c in order:
                 secs, payload = bench.run_case(c, cell)
                 times[c].append(secs)
-                if c in STRATEGIES:
+                if c in STRATEGIES or c in WN_MODES:
                     wn_runs[c].append((secs, payload))
         med = {c: statistics.median(v) for c, v in times.items()}
         log("  " + ", ".join(f"{c} {med[c]:.2f}s" for c in cell_cases))
@@ -250,6 +261,7 @@ def timing_pass(bench: Bench, cells, cases: list[str], repeats: int, per_metric_
             "steps": {c: step_table(v) for c, v in wn_runs.items()},
             "rows": {c: [(s.step, s.action, s.rows) for s in v[0][1].steps if s.rows is not None]
                      for c, v in wn_runs.items() if v},
+            "notes": {c: getattr(v[0][1], "note", None) for c, v in wn_runs.items() if v},
         })
     return out
 
@@ -275,7 +287,7 @@ def child_main(spec: dict) -> None:
             secs = time.perf_counter() - t0
         else:
             secs, payload = bench.run_case(case, cell)
-            if case in STRATEGIES:
+            if case in STRATEGIES or case in WN_MODES:
                 status = payload.status
     except Exception as exc:  # report, don't crash: "does wn complete?"
         status, error = "error", f"{type(exc).__name__}: {exc}"[:2000]
@@ -306,7 +318,7 @@ def memory_pass(args, cells, cases: list[str], workdir: Path) -> list[dict]:
             # returns that child's own rusage (RUSAGE_CHILDREN would be a running maximum)
             with tempfile.TemporaryFile("w+") as fout, tempfile.TemporaryFile("w+") as ferr:
                 proc = subprocess.Popen([sys.executable, "-m", "benchmarks.run_benchmarks", "--child",
-                                         json.dumps(spec)], cwd=str(HERE.parent), stdout=fout, stderr=ferr)
+                                         json.dumps(spec)], cwd=str(CODE_DIR), stdout=fout, stderr=ferr)
                 _pid, status, usage = os.wait4(proc.pid, 0)
                 proc.returncode = os.waitstatus_to_exitcode(status)
                 fout.seek(0)
@@ -363,6 +375,8 @@ def parse_args(argv=None):
     p.add_argument("--memory-limit", default="4GB", help="memory_limit written into profiles.yml")
     p.add_argument("--threads", type=int, default=2, help="threads written into profiles.yml")
     p.add_argument("--label", help="results name (default from the size)")
+    p.add_argument("--code", default="worktree",
+                   help="code under test: 'worktree' (a copy of the files now) or a git revision, e.g. HEAD")
     p.add_argument("--child", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.quick:
@@ -372,11 +386,61 @@ def parse_args(argv=None):
     return args
 
 
+def _git(*cmd: str, cwd: Path) -> str:
+    return subprocess.run(["git", *cmd], cwd=cwd, capture_output=True, text=True, check=True).stdout
+
+
+def _snapshot(code: str) -> Path:
+    """Copy the code under test into a private folder, so that edits made to the work tree
+    while the benchmark runs (Jinja templates are read lazily!) cannot mix two versions.
+    ``code``: ``worktree`` (the files as they are now) or a git revision (``HEAD``, a hash)."""
+    import shutil
+
+    repo = Path(__file__).resolve().parent.parent
+    dest = Path(tempfile.mkdtemp(prefix="wn_bench_code_"))
+    if code == "worktree":
+        shutil.copytree(repo / "warehouse_native", dest / "warehouse_native",
+                        ignore=shutil.ignore_patterns("__pycache__"))
+    else:
+        archive = subprocess.run(["git", "archive", code, "warehouse_native"], cwd=repo,
+                                 capture_output=True, check=True).stdout
+        subprocess.run(["tar", "-x", "-C", str(dest)], input=archive, check=True)
+    shutil.copytree(repo / "benchmarks", dest / "benchmarks",
+                    ignore=shutil.ignore_patterns("__pycache__", ".data", "results", "*.md"))
+    return dest
+
+
+def code_info(code: str) -> dict[str, Any]:
+    repo = Path(os.environ.get("WN_BENCH_REPO") or CODE_DIR)
+    info: dict[str, Any] = {"code": code}
+    try:
+        info["head"] = _git("rev-parse", "--short", "HEAD", cwd=repo).strip()
+        info["rev"] = _git("rev-parse", "--short", code, cwd=repo).strip() if code != "worktree" else None
+        info["subject"] = _git("log", "-1", "--format=%s", code if code != "worktree" else "HEAD", cwd=repo).strip()
+        if code == "worktree":
+            info["dirty"] = [l[3:] for l in _git("status", "--porcelain", "warehouse_native",
+                                                   cwd=repo).splitlines()]
+    except (subprocess.CalledProcessError, FileNotFoundError) as exc:
+        info["error"] = str(exc)
+    return info
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     if args.child:
         child_main(json.loads(args.child))
         return 0
+    if not os.environ.get("WN_BENCH_SNAPSHOT"):
+        snap = _snapshot(args.code)
+        env = dict(os.environ, WN_BENCH_SNAPSHOT=str(snap), WN_BENCH_HOME=str(HERE),
+                   WN_BENCH_REPO=str(CODE_DIR), PYTHONPATH=str(snap))
+        log(f"benchmarking code '{args.code}' copied to {snap}")
+        os.chdir(snap)
+        os.execve(sys.executable, [sys.executable, "-m", "benchmarks.run_benchmarks",
+                                   *(sys.argv[1:] if argv is None else argv)], env)
+    import warehouse_native
+
+    assert Path(warehouse_native.__file__).resolve().is_relative_to(CODE_DIR), warehouse_native.__file__
     t_start = time.perf_counter()
     started = dt.datetime.now()
     label = args.label or (f"{'quick_' if args.quick else ''}{args.users}u_{args.days}d_x{args.scale:g}"
@@ -431,7 +495,7 @@ def main(argv=None) -> int:
     result = {
         "label": label, "started_at": started.isoformat(timespec="seconds"),
         "command": "python -m benchmarks.run_benchmarks " + " ".join(sys.argv[1:] if argv is None else argv),
-        "machine": machine_info(), "data": info.as_dict(), "file_bytes_after_runs": file_bytes_after,
+        "machine": machine_info(), "code": code_info(args.code), "data": info.as_dict(), "file_bytes_after_runs": file_bytes_after,
         "settings": {"memory_limit": args.memory_limit, "threads": args.threads, "repeats": args.repeats,
                      "cases": cases, "metrics": metrics, "dims": dims, "quick": args.quick,
                      "memory_test": args.memory_test},

@@ -36,7 +36,8 @@ def test_cte_temp_and_auto_give_identical_scorecards(project_and_target):
                 for col in NUMBERS:
                     a, b = row[col], cards[other][key][col]
                     if isinstance(a, float):
-                        assert b == pytest.approx(a, rel=1e-12, abs=1e-15), (key, col)
+                        # parallel sums may differ in the last bits between runs
+                        assert b == pytest.approx(a, rel=1e-9, abs=1e-12), (key, col)
                     else:
                         assert a == b, (key, col)
         runs = adapter.fetch("select strategy, status from wn.runs order by started_at")

@@ -40,201 +40,109 @@ WITH __wn_scan__events AS (
   SELECT
     e.unit_id,
     MAX(
-      CASE
-        WHEN (
-          s.event_name = 'visited_signup'
-        ) AND s.ts >= e.first_exposure_at
-        THEN 1
-        ELSE 0
-      END
+      IF((
+        s.event_name = 'visited_signup'
+      ) AND s.ts >= e.first_exposure_at, 1, NULL)
     ) AS visited_signup, /* metric visited_signup: flag, post window */
     MAX(
-      CASE
-        WHEN (
-          s.event_name = 'visited_signup'
-        ) AND s.ts < e.first_exposure_at
-        THEN 1
-        ELSE 0
-      END
+      IF((
+        s.event_name = 'visited_signup'
+      ) AND s.ts < e.first_exposure_at, 1, NULL)
     ) AS visited_signup__pre, /* metric visited_signup: flag, pre window */
     COUNT(
-      DISTINCT CASE
-        WHEN (
+      DISTINCT IF(
+        (
           s.event_name = 'session_start'
-        ) AND s.ts >= e.first_exposure_at
-        THEN CAST(s.ts AS DATE)
-      END
+        ) AND s.ts >= e.first_exposure_at,
+        CAST(s.ts AS DATE),
+        NULL
+      )
     ) AS dau, /* metric dau: distinct_days, post window */
     COUNT(
-      DISTINCT CASE
-        WHEN (
+      DISTINCT IF(
+        (
           s.event_name = 'session_start'
-        ) AND s.ts < e.first_exposure_at
-        THEN CAST(s.ts AS DATE)
-      END
+        ) AND s.ts < e.first_exposure_at,
+        CAST(s.ts AS DATE),
+        NULL
+      )
     ) AS dau__pre, /* metric dau: distinct_days, pre window */
+    COUNTIF((
+      s.event_name = 'signup_success'
+    ) AND s.ts >= e.first_exposure_at) AS signups, /* metric signups: count, post window */
+    COUNTIF((
+      s.event_name = 'signup_success'
+    ) AND s.ts < e.first_exposure_at) AS signups__pre, /* metric signups: count, pre window */
+    COUNTIF((
+      s.event_name = 'page_view'
+    ) AND s.ts >= e.first_exposure_at) AS pages_per_session__num, /* metric page_views: count, post window */
+    COUNTIF((
+      s.event_name = 'page_view'
+    ) AND s.ts < e.first_exposure_at) AS pages_per_session__num__pre, /* metric page_views: count, pre window */
+    COUNTIF((
+      s.event_name = 'session_start'
+    ) AND s.ts >= e.first_exposure_at) AS pages_per_session__den, /* metric sessions: count, post window */
+    COUNTIF((
+      s.event_name = 'session_start'
+    ) AND s.ts < e.first_exposure_at) AS pages_per_session__den__pre, /* metric sessions: count, pre window */
     SUM(
-      CASE
-        WHEN (
-          s.event_name = 'signup_success'
-        ) AND s.ts >= e.first_exposure_at
-        THEN 1
-        ELSE 0
-      END
-    ) AS signups, /* metric signups: count, post window */
-    SUM(
-      CASE
-        WHEN (
-          s.event_name = 'signup_success'
-        ) AND s.ts < e.first_exposure_at
-        THEN 1
-        ELSE 0
-      END
-    ) AS signups__pre, /* metric signups: count, pre window */
-    SUM(
-      CASE
-        WHEN (
-          s.event_name = 'page_view'
-        ) AND s.ts >= e.first_exposure_at
-        THEN 1
-        ELSE 0
-      END
-    ) AS pages_per_session__num, /* metric page_views: count, post window */
-    SUM(
-      CASE
-        WHEN (
-          s.event_name = 'page_view'
-        ) AND s.ts < e.first_exposure_at
-        THEN 1
-        ELSE 0
-      END
-    ) AS pages_per_session__num__pre, /* metric page_views: count, pre window */
-    SUM(
-      CASE
-        WHEN (
-          s.event_name = 'session_start'
-        ) AND s.ts >= e.first_exposure_at
-        THEN 1
-        ELSE 0
-      END
-    ) AS pages_per_session__den, /* metric sessions: count, post window */
-    SUM(
-      CASE
-        WHEN (
-          s.event_name = 'session_start'
-        ) AND s.ts < e.first_exposure_at
-        THEN 1
-        ELSE 0
-      END
-    ) AS pages_per_session__den__pre, /* metric sessions: count, pre window */
-    SUM(
-      CASE
-        WHEN (
-          s.event_name = 'purchase'
-        ) AND s.ts >= e.first_exposure_at
-        THEN s.value
-        ELSE 0
-      END
+      IF((
+        s.event_name = 'purchase'
+      ) AND s.ts >= e.first_exposure_at, s.value, NULL)
     ) AS avg_order_value, /* metric avg_order_value: sum, post window */
+    COUNTIF((
+      s.event_name = 'purchase'
+    ) AND s.ts >= e.first_exposure_at) AS avg_order_value__den, /* metric avg_order_value: count, post window */
     SUM(
-      CASE
-        WHEN (
-          s.event_name = 'purchase'
-        ) AND s.ts >= e.first_exposure_at
-        THEN 1
-        ELSE 0
-      END
-    ) AS avg_order_value__den, /* metric avg_order_value: count, post window */
-    SUM(
-      CASE
-        WHEN (
-          s.event_name = 'purchase'
-        ) AND s.ts < e.first_exposure_at
-        THEN s.value
-        ELSE 0
-      END
+      IF((
+        s.event_name = 'purchase'
+      ) AND s.ts < e.first_exposure_at, s.value, NULL)
     ) AS avg_order_value__pre, /* metric avg_order_value: sum, pre window */
-    SUM(
-      CASE
-        WHEN (
-          s.event_name = 'purchase'
-        ) AND s.ts < e.first_exposure_at
-        THEN 1
-        ELSE 0
-      END
-    ) AS avg_order_value__pre_den, /* metric avg_order_value: count, pre window */
+    COUNTIF((
+      s.event_name = 'purchase'
+    ) AND s.ts < e.first_exposure_at) AS avg_order_value__pre_den, /* metric avg_order_value: count, pre window */
     COUNT(
-      DISTINCT CASE
-        WHEN (
+      DISTINCT IF(
+        (
           s.event_name = 'session_start'
-        ) AND s.ts >= e.first_exposure_at
-        THEN CAST(s.ts AS DATE)
-      END
+        ) AND s.ts >= e.first_exposure_at,
+        CAST(s.ts AS DATE),
+        NULL
+      )
     ) AS active_days, /* metric active_days: distinct_days, post window */
     COUNT(
-      DISTINCT CASE
-        WHEN (
+      DISTINCT IF(
+        (
           s.event_name = 'session_start'
-        ) AND s.ts < e.first_exposure_at
-        THEN CAST(s.ts AS DATE)
-      END
+        ) AND s.ts < e.first_exposure_at,
+        CAST(s.ts AS DATE),
+        NULL
+      )
     ) AS active_days__pre, /* metric active_days: distinct_days, pre window */
-    COUNT(DISTINCT CASE WHEN s.ts >= e.first_exposure_at THEN s.event_name END) AS event_types_used, /* metric event_types_used: count_distinct, post window */
-    COUNT(DISTINCT CASE WHEN s.ts < e.first_exposure_at THEN s.event_name END) AS event_types_used__pre, /* metric event_types_used: count_distinct, pre window */
+    COUNT(DISTINCT IF(s.ts >= e.first_exposure_at, s.event_name, NULL)) AS event_types_used, /* metric event_types_used: count_distinct, post window */
+    COUNT(DISTINCT IF(s.ts < e.first_exposure_at, s.event_name, NULL)) AS event_types_used__pre, /* metric event_types_used: count_distinct, pre window */
     SUM(
-      CASE
-        WHEN (
-          s.event_name = 'purchase'
-        ) AND s.ts >= e.first_exposure_at
-        THEN s.value
-        ELSE 0
-      END
+      IF((
+        s.event_name = 'purchase'
+      ) AND s.ts >= e.first_exposure_at, s.value, NULL)
     ) AS revenue, /* metric revenue: sum, post window */
     SUM(
-      CASE
-        WHEN (
-          s.event_name = 'purchase'
-        ) AND s.ts < e.first_exposure_at
-        THEN s.value
-        ELSE 0
-      END
+      IF((
+        s.event_name = 'purchase'
+      ) AND s.ts < e.first_exposure_at, s.value, NULL)
     ) AS revenue__pre, /* metric revenue: sum, pre window */
-    SUM(
-      CASE
-        WHEN (
-          s.event_name = 'api_success'
-        ) AND s.ts >= e.first_exposure_at
-        THEN 1
-        ELSE 0
-      END
-    ) AS api_success_rate__num, /* metric api_successes: count, post window */
-    SUM(
-      CASE
-        WHEN (
-          s.event_name = 'api_success'
-        ) AND s.ts < e.first_exposure_at
-        THEN 1
-        ELSE 0
-      END
-    ) AS api_success_rate__num__pre, /* metric api_successes: count, pre window */
-    SUM(
-      CASE
-        WHEN (
-          s.event_name = 'api_request'
-        ) AND s.ts >= e.first_exposure_at
-        THEN 1
-        ELSE 0
-      END
-    ) AS api_success_rate__den, /* metric api_requests: count, post window */
-    SUM(
-      CASE
-        WHEN (
-          s.event_name = 'api_request'
-        ) AND s.ts < e.first_exposure_at
-        THEN 1
-        ELSE 0
-      END
-    ) AS api_success_rate__den__pre /* metric api_requests: count, pre window */
+    COUNTIF((
+      s.event_name = 'api_success'
+    ) AND s.ts >= e.first_exposure_at) AS api_success_rate__num, /* metric api_successes: count, post window */
+    COUNTIF((
+      s.event_name = 'api_success'
+    ) AND s.ts < e.first_exposure_at) AS api_success_rate__num__pre, /* metric api_successes: count, pre window */
+    COUNTIF((
+      s.event_name = 'api_request'
+    ) AND s.ts >= e.first_exposure_at) AS api_success_rate__den, /* metric api_requests: count, post window */
+    COUNTIF((
+      s.event_name = 'api_request'
+    ) AND s.ts < e.first_exposure_at) AS api_success_rate__den__pre /* metric api_requests: count, pre window */
   FROM wn.__wn_stage_exposures AS e
   JOIN (
     SELECT

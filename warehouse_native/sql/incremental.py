@@ -25,7 +25,7 @@ from dataclasses import dataclass, field, replace
 from ..plan import AnalysisPlan, SourceScan, UnitColumn
 from .expressions import date, literal, qualify, ts
 from .render import (_ENV, CompiledPlan, Statement, _aggregate, _aggregates_select, _condition, _create,
-                     _finish, _parse, _post_days, _write)
+                     _finish, _parse, _post_days, _write, prefilter)
 
 _ROLLUP = {"count": "sum", "sum": "sum", "flag": "max", "distinct_days": "sum"}
 
@@ -196,7 +196,7 @@ def _post_state(ctx: _Ctx, src: _Source, fill: set[str], base: str) -> None:
 
     def days(cols, lo, hi, step, relation):
         return ctx.add(step, tmpl.render(scan=scan, cols=cols, lo=lo, hi=hi, lo_ts=lo, hi_ts=hi, ts=ts,
-                                         exposures=ctx.exposures,
+                                         exposures=ctx.exposures, prefilter=prefilter(cols),
                                          partial=lambda c: _day_partial(c, plan, scan.timestamp)), relation)
 
     src.new_days = days(src.post_cols, spec.since_ts, plan.end, f"days__{scan.source}", f"{base}_days_new")
@@ -260,7 +260,7 @@ def _pre_state(ctx: _Ctx, src: _Source, fill: set[str], base: str) -> None:
     def pre(cols, new_units, lo, hi, step, relation):
         return ctx.add(step, tmpl.render(scan=scan, cols=cols, new_units=new_units, since=spec.since,
                                          since_ts=spec.since_ts, lo_ts=lo, hi_ts=hi, ts=ts, plan=plan,
-                                         exposures=ctx.exposures,
+                                         exposures=ctx.exposures, prefilter=prefilter(cols),
                                          aggregate=lambda c: _aggregate(c, plan, scan.timestamp)), relation)
 
     src.new_pre = pre(src.pre_cols, True, spec.since_ts - window, plan.end, f"pre__{scan.source}",

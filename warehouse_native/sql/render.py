@@ -81,18 +81,33 @@ def _condition(c: UnitColumn, plan: AnalysisPlan, scan_ts: str) -> str:
 
 
 def _aggregate(c: UnitColumn, plan: AnalysisPlan, scan_ts: str) -> str:
+    """The per-unit aggregate of one column; rows outside its filter/window are FILTERed out
+    (NULL when no row matches: unit metrics coalesce to 0)."""
     cond = _condition(c, plan, scan_ts)
     if c.agg == "count":
-        return f"sum(case when {cond} then 1 else 0 end)"
+        return f"count(*) filter (where {cond})"
     if c.agg == "flag":
-        return f"max(case when {cond} then 1 else 0 end)"
+        return f"max(1) filter (where {cond})"
     if c.agg == "sum":
-        return f"sum(case when {cond} then {qualify(c.value, 's')} else 0 end)"
+        return f"sum({qualify(c.value, 's')}) filter (where {cond})"
     if c.agg == "count_distinct":
-        return f"count(distinct case when {cond} then {qualify(c.value, 's')} end)"
+        return f"count(distinct {qualify(c.value, 's')}) filter (where {cond})"
     if c.agg == "distinct_days":
-        return f"count(distinct case when {cond} then cast(s.{scan_ts} as date) end)"
+        return f"count(distinct cast(s.{scan_ts} as date)) filter (where {cond})"
     raise CompileError(f"unknown aggregation '{c.agg}' in plan column {c.name}")
+
+
+def prefilter(columns) -> str | None:
+    """``(f1) or (f2) ...`` over the columns' filters, so the scan drops rows no column uses;
+    None when some column takes every row."""
+    filters: list[str] = []
+    for c in columns:
+        if not c.filter:
+            return None
+        text = qualify(c.filter, "s")
+        if text not in filters:
+            filters.append(text)
+    return " or ".join(f"({f})" for f in filters) if filters else None
 
 
 def _post_days(plan: AnalysisPlan) -> str:
@@ -141,7 +156,7 @@ def _exposures_select(plan: AnalysisPlan) -> str:
 
 def _scan_select(plan: AnalysisPlan, scan, rel: dict[str, str]) -> str:
     return _ENV.get_template("source_scan.sql.j2").render(
-        plan=plan, scan=scan, rel=rel, ts=ts,
+        plan=plan, scan=scan, rel=rel, ts=ts, prefilter=prefilter(scan.columns),
         aggregate=lambda c: _aggregate(c, plan, scan.timestamp))
 
 
