@@ -90,57 +90,70 @@ def render_one(res: dict) -> str:
     head = _headline(timing)
     if head:
         med = head["median"]
-        ref = med.get("ref")
-        auto = med.get("auto")
+        cmed = head.get("cpu_median", {})
+        ref, auto = med.get("ref"), med.get("auto")
+        cref, cauto = cmed.get("ref"), cmed.get("auto")
+
+        def ratio(a, b):
+            return a / b if (a is not None and b) else None
+
+        def row(c, label_ratio, r, cr, target=""):
+            runs = ", ".join(f"{t:.2f}" for t in head["times"][c])
+            return (f"| {CASE_NAMES.get(c, c)} | {_s(med[c])} | {runs} | {_s(cmed.get(c))} "
+                    f"| {label_ratio} {_x(r)} | {_x(cr)} | {target} |")
+
         out.append(f"### Headline: {head['metrics']} metrics, {head['dimension']} dimension\n")
-        out.append("| case | median s | runs (s) | ratio | target |")
-        out.append("|---|---:|---|---:|---|")
+        out.append("| case | median wall s | runs (s) | median CPU s | ratio (wall) | ratio (CPU) | target |")
+        out.append("|---|---:|---|---:|---:|---:|---|")
         if auto is not None:
-            r = auto / ref if ref else None
-            out.append(f"| {CASE_NAMES['auto']} | {_s(auto)} | {', '.join(f'{t:.2f}' for t in head['times']['auto'])} "
-                       f"| wn / ref = {_x(r)} | ≤ {TARGET_REF}× {_ok(r, TARGET_REF, False)} |")
+            r, cr = ratio(auto, ref), ratio(cauto, cref)
+            out.append(row("auto", "wn / ref =", r, cr,
+                           f"≤ {TARGET_REF}× wall {_ok(r, TARGET_REF, False)} CPU {_ok(cr, TARGET_REF, False)}"))
         if "incr" in med:
             for c in ("refresh", "incr"):
                 if c in med:
-                    r = med[c] / auto if auto else None
-                    out.append(f"| {CASE_NAMES[c]} | {_s(med[c])} | {', '.join(f'{t:.2f}' for t in head['times'][c])} "
-                               f"| vs wn full = {_x(r)} | – |")
+                    out.append(row(c, "vs wn full =", ratio(med[c], auto), ratio(cmed.get(c), cauto)))
         else:
-            out.append("| (b) wn incremental run | – | – | **TODO: not implemented yet** (not measured in this run) | – |")
+            out.append("| (b) wn incremental run | – | – | – | **TODO: not implemented yet** (not measured in this run) | – | – |")
         if ref is not None:
-            out.append(f"| {CASE_NAMES['ref']} | {_s(ref)} | {', '.join(f'{t:.2f}' for t in head['times']['ref'])} | 1.00× | baseline |")
+            out.append(row("ref", "", 1.0, 1.0 if cref else None, "baseline"))
         for c in ("ref_plain", "ref_coded"):
             if c in med:
-                r = med[c] / ref if ref else None
-                out.append(f"| {CASE_NAMES[c]} | {_s(med[c])} | {', '.join(f'{t:.2f}' for t in head['times'][c])} "
-                           f"| vs (c) = {_x(r)} | – |")
+                out.append(row(c, "vs (c) =", ratio(med[c], ref), ratio(cmed.get(c), cref)))
         for c in ("pm", "pm_self"):
             if c in med:
-                r = med[c] / auto if auto else None
-                out.append(f"| {CASE_NAMES[c]} | {_s(med[c])} | {', '.join(f'{t:.2f}' for t in head['times'][c])} "
-                           f"| per-metric / wn = {_x(r)} | ≥ {TARGET_PM}× {_ok(r, TARGET_PM, True)} |")
+                r, cr = ratio(med[c], auto), ratio(cmed.get(c), cauto)
+                out.append(row(c, "per-metric / wn =", r, cr,
+                               f"≥ {TARGET_PM}× wall {_ok(r, TARGET_PM, True)} CPU {_ok(cr, TARGET_PM, True)}"))
+        for c in ("cte", "temp"):
+            if c in med:
+                out.append(row(c, "vs auto =", ratio(med[c], auto), ratio(cmed.get(c), cauto)))
         out.append("")
 
-        out.append("### (e) Strategies × metrics × dimension (median seconds)\n")
+        out.append("### (e) Strategies × metrics × dimension (median wall seconds; CPU-time ratios in brackets)\n")
         cols = ["cte", "temp", "auto"]
         out.append("| metrics | dim | cte | temp | auto | auto / best fixed | ref | wn auto / ref | per-metric | per-metric / wn auto | checks |")
         out.append("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
         for cell in timing:
-            md = cell["median"]
-            fixed = [md[c] for c in ("cte", "temp") if c in md]
-            best = min(fixed) if fixed else None
-            a = md.get("auto")
-            ra = a / best if (a and best) else None
-            rr = a / md["ref"] if (a and md.get("ref")) else None
-            pm = md.get("pm")
-            rp = pm / a if (pm and a) else None
+            md, cm = cell["median"], cell.get("cpu_median", {})
+
+            def best_ratio(m):
+                fixed = [m[c] for c in ("cte", "temp") if c in m]
+                return ratio(m.get("auto"), min(fixed)) if fixed else None
+
+            ra, cra = best_ratio(md), best_ratio(cm) if cm else None
+            rr, crr = ratio(md.get("auto"), md.get("ref")), ratio(cm.get("auto"), cm.get("ref"))
+            rp, crp = ratio(md.get("pm"), md.get("auto")), ratio(cm.get("pm"), cm.get("auto"))
             checks = "; ".join(f"{k}: {v.split(':')[0]}" for k, v in cell.get("checks", {}).items())
             out.append(f"| {cell['metrics']} | {cell['dimension']} | " + " | ".join(_s(md.get(c)) for c in cols)
-                       + f" | {_x(ra)} {_ok(ra, TARGET_AUTO, False)} | {_s(md.get('ref'))} | {_x(rr)} {_ok(rr, TARGET_REF, False)}"
-                       f" | {_s(pm)} | {_x(rp)} {_ok(rp, TARGET_PM, True)} | {checks} |")
-        out.append("\n`checks`: before timing, the reference and per-metric numbers were compared with the "
-                   "aggregates wn computed for the same cell (every n / sum / sum_sq / CUPED / ratio moment, "
-                   "relative 1e-9).\n")
+                       + f" | {_x(ra)} {_ok(ra, TARGET_AUTO, False)} [{_x(cra)}] | {_s(md.get('ref'))} "
+                       f"| {_x(rr)} {_ok(rr, TARGET_REF, False)} [{_x(crr)}] | {_s(md.get('pm'))} "
+                       f"| {_x(rp)} {_ok(rp, TARGET_PM, True)} [{_x(crp)}] | {checks} |")
+        out.append("\n`checks`: before timing, the reference and per-metric numbers (and incremental runs') were "
+                   "compared with the aggregates wn computed for the same cell (every n / sum / sum_sq / CUPED / "
+                   "ratio moment, relative 1e-9). CPU time = user + system time of the benchmark process "
+                   "(all DuckDB threads) during the case: less sensitive than wall time to other work on a "
+                   "shared machine, and what a warehouse bills for.\n")
 
         out.append(f"### Where wn's time goes ({head['metrics']} metrics, {head['dimension']} dimension; median s per step)\n")
         strategies = [c for c in ("cte", "temp", "auto", "refresh", "incr") if c in head["steps"]]

@@ -38,6 +38,7 @@ import datetime as dt
 import json
 import os
 import platform
+import resource
 import statistics
 import subprocess
 import sys
@@ -150,6 +151,14 @@ class Bench:
             self.adapter.execute(s)
         return time.perf_counter() - t0, list(merged.values())
 
+    def timed_case(self, case: str, cell):
+        """(wall seconds, CPU seconds of this process and all its threads, payload)."""
+        r0 = resource.getrusage(resource.RUSAGE_SELF)
+        secs, payload = self.run_case(case, cell)
+        r1 = resource.getrusage(resource.RUSAGE_SELF)
+        cpu = (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
+        return secs, cpu, payload
+
     def run_case(self, case: str, cell):
         if case in STRATEGIES:
             return self.wn(cell, case)
@@ -227,14 +236,16 @@ def timing_pass(bench: Bench, cells, cases: list[str], repeats: int, per_metric_
         cell_cases = [c for c in cases if not (c.startswith("pm") and n > per_metric_max)]
         log(f"cell {n} metrics, {d} dimension: warm-up {', '.join(cell_cases)}")
         times: dict[str, list[float]] = {c: [] for c in cell_cases}
+        cpus: dict[str, list[float]] = {c: [] for c in cell_cases}
         wn_runs: dict[str, list] = {c: [] for c in cell_cases if c in STRATEGIES or c in WN_MODES}
         checks: dict[str, str] = {}
         warm: dict[str, float] = {}
         wn_ref = None
         # warm-up: wn first, then every comparison query, whose numbers are checked against wn's
         for c in sorted(cell_cases, key=lambda c: c not in STRATEGIES):
-            secs, payload = bench.run_case(c, cell)
+            secs, cpu, payload = bench.timed_case(c, cell)
             warm[c] = secs
+            log(f"  warm-up {c}: {secs:.2f}s (cpu {cpu:.2f}s)")
             if c in STRATEGIES:
                 if wn_ref is None:
                     wn_ref = wn_aggregates(payload)
@@ -249,14 +260,17 @@ def timing_pass(bench: Bench, cells, cases: list[str], repeats: int, per_metric_
         for i in range(repeats):
             order = cell_cases[i % len(cell_cases):] + cell_cases[:i % len(cell_cases)]
             for c in order:
-                secs, payload = bench.run_case(c, cell)
+                secs, cpu, payload = bench.timed_case(c, cell)
                 times[c].append(secs)
+                cpus[c].append(cpu)
+                log(f"  round {i + 1} {c}: {secs:.2f}s (cpu {cpu:.2f}s)")
                 if c in STRATEGIES or c in WN_MODES:
                     wn_runs[c].append((secs, payload))
         med = {c: statistics.median(v) for c, v in times.items()}
         log("  " + ", ".join(f"{c} {med[c]:.2f}s" for c in cell_cases))
         out.append({
             "metrics": n, "dimension": d, "times": times, "median": med, "warmup": warm,
+            "cpu": cpus, "cpu_median": {c: statistics.median(v) for c, v in cpus.items()},
             "checks": checks, "load_avg": os.getloadavg(),
             "steps": {c: step_table(v) for c, v in wn_runs.items()},
             "rows": {c: [(s.step, s.action, s.rows) for s in v[0][1].steps if s.rows is not None]
@@ -431,9 +445,10 @@ def main(argv=None) -> int:
         child_main(json.loads(args.child))
         return 0
     if not os.environ.get("WN_BENCH_SNAPSHOT"):
+        info = code_info(args.code)   # before the copy: the work tree may move on meanwhile
         snap = _snapshot(args.code)
         env = dict(os.environ, WN_BENCH_SNAPSHOT=str(snap), WN_BENCH_HOME=str(HERE),
-                   WN_BENCH_REPO=str(CODE_DIR), PYTHONPATH=str(snap))
+                   WN_BENCH_REPO=str(CODE_DIR), PYTHONPATH=str(snap), WN_BENCH_CODE=json.dumps(info))
         log(f"benchmarking code '{args.code}' copied to {snap}")
         os.chdir(snap)
         os.execve(sys.executable, [sys.executable, "-m", "benchmarks.run_benchmarks",
@@ -495,7 +510,7 @@ def main(argv=None) -> int:
     result = {
         "label": label, "started_at": started.isoformat(timespec="seconds"),
         "command": "python -m benchmarks.run_benchmarks " + " ".join(sys.argv[1:] if argv is None else argv),
-        "machine": machine_info(), "code": code_info(args.code), "data": info.as_dict(), "file_bytes_after_runs": file_bytes_after,
+        "machine": machine_info(), "code": json.loads(os.environ.get("WN_BENCH_CODE") or "{}"), "data": info.as_dict(), "file_bytes_after_runs": file_bytes_after,
         "settings": {"memory_limit": args.memory_limit, "threads": args.threads, "repeats": args.repeats,
                      "cases": cases, "metrics": metrics, "dims": dims, "quick": args.quick,
                      "memory_test": args.memory_test},

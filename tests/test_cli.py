@@ -62,3 +62,17 @@ def test_missing_raw_tables_explain_the_fix(tmp_path: Path):
     assert out.returncode == 1
     assert "raw.exposures" in text.lower() or "raw" in text
     assert "wn seed" in text and "Traceback" not in text
+
+
+@pytest.mark.parametrize("old, new, message", [
+    ("threads: 2", "threads: two", "threads must be a positive whole number"),
+    ("memory_limit: 4GB", "memory_limit: lots", "memory_limit 'lots' is not a size"),
+])
+def test_profile_typos_are_located(tmp_path: Path, old, new, message):
+    root = copy_project(tmp_path / "p")
+    profiles = root / "profiles.yml"
+    profiles.write_text(profiles.read_text().replace(old, new))
+    out = wn("run", "--experiment", "button_color_v3", cwd=root)
+    text = " ".join((out.stdout + out.stderr).split())
+    assert out.returncode == 2 and message in text and "profiles.yml:" in text
+    assert "internal error" not in text

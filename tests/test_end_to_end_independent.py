@@ -160,7 +160,9 @@ def independent_units(db: Path, cfg: dict, as_of: dt.date) -> Units:
         country=np.array([r[3] for r in base], dtype=object),
         first_at=np.array(first_at, dtype=object),
         post=derive(post, days_since),
-        pre=derive(pre, np.full(len(unit_id), float(CUPED_DAYS))),
+        # pre window [first - 14 days, first): it touches 14 dates, 15 when first is not at midnight
+        pre=derive(pre, np.array([CUPED_DAYS + (0 if t == dt.datetime.combine(t.date(), dt.time()) else 1)
+                                  for t in first_at], dtype=float)),
         control=control, variants=variants, analysis_end=end)
     # Winsorization: cap at the pooled quantile over all analysed units (quantile_cont).
     mask = units.analysed()

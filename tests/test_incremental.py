@@ -113,7 +113,7 @@ def test_exposure_definition_change_or_going_back_rebuilds(project_and_target, d
         run_experiment(project, target, adapter, "button_color_v3", as_of=DAY, mode="incremental")
         back = run_experiment(project, target, adapter, "button_color_v3", as_of=DAY - dt.timedelta(days=3),
                               mode="incremental")
-        assert back.note.startswith("--as-of moved back")
+        assert back.note.startswith("the analysis now ends before the last processed day")
         exp = demo_project / "experiments" / "button_color_v3.yml"
         exp.write_text(exp.read_text().replace("dimensions: [country]", "dimensions: [country, device]"))
         changed = load_project(demo_project)
@@ -137,3 +137,48 @@ def test_failed_incremental_run_leaves_state_untouched(project_and_target):
                            mode="incremental", fault="publish")
         assert adapter.fetch("select * from wn.incremental_state") == state
         assert adapter.fetch("select count(*) as n, max(day) as d from wn.state__button_color_v3__days__events") == days
+
+
+def test_editing_a_model_backfills_what_reads_it(project_and_target, demo_project):
+    project, target = project_and_target
+    with connect(target) as adapter:
+        run_experiment(project, target, adapter, "button_color_v3", as_of=DAY, mode="incremental")
+        model = demo_project / "models" / "stg_events.sql"
+        model.write_text(model.read_text() + "  and event_name <> 'page_view'\n")
+        changed = load_project(demo_project)
+        inc = run_experiment(changed, target, adapter, "button_color_v3", as_of=DAY, mode="incremental")
+        assert "backfilling events:" in inc.note and "pages_per_session__num" in inc.note
+        full = run_experiment(changed, target, adapter, "button_color_v3", as_of=DAY, mode="stateless")
+        _assert_same(adapter, inc.run_id, full.run_id)
+
+
+def test_windowed_metrics_stay_rates_and_match_incrementally(project_and_target, demo_project):
+    """daily_participation over [exposure + 1 day, exposure + 4 days) is a rate <= 1, and a
+    windowed conversion / count_distinct keep working through the incremental state."""
+    _, target = project_and_target
+    eng = demo_project / "metrics" / "engagement.yml"
+    eng.write_text(eng.read_text() + """
+  - name: dau_days_1_to_3
+    source: events
+    type: daily_participation
+    filter: "event_name = 'session_start'"
+    window: {start_day: 1, end_day: 4}
+  - name: signup_first_week
+    source: events
+    type: conversion
+    filter: "event_name = 'visited_signup'"
+    window: {end_day: 7}
+""")
+    exp = demo_project / "experiments" / "button_color_v3.yml"
+    exp.write_text(exp.read_text().replace("secondary_metrics: [signups,",
+                                           "secondary_metrics: [dau_days_1_to_3, signup_first_week, signups,"))
+    project = load_project(demo_project)
+    with connect(target) as adapter:
+        run_experiment(project, target, adapter, "button_color_v3", as_of=DAY - dt.timedelta(days=1),
+                       mode="incremental")
+        inc = run_experiment(project, target, adapter, "button_color_v3", as_of=DAY, mode="incremental")
+        top = adapter.fetch("select max(dau_days_1_to_3) as m, max(dau_days_1_to_3__pre) as p "
+                            "from wn.unit_metrics__button_color_v3")[0]
+        full = run_experiment(project, target, adapter, "button_color_v3", as_of=DAY, mode="stateless")
+        _assert_same(adapter, inc.run_id, full.run_id)
+    assert 0 < top["m"] <= 1 and 0 < top["p"] <= 1

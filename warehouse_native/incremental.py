@@ -48,7 +48,8 @@ def decide(adapter: Adapter, schema: str, plan: AnalysisPlan, *, full_refresh: b
         return rebuild("state tables are missing")
     through = dt.date.fromisoformat(row["processed_through"])
     if last_day(plan) < through:
-        return rebuild(f"--as-of moved back before the last processed day {through}")
+        return rebuild(f"the analysis now ends before the last processed day {through} "
+                       "(an earlier --as-of or a shorter experiment)")
     since = max(start, through + dt.timedelta(days=1) - dt.timedelta(days=lookback_days))
     stored: dict[str, dict[str, str]] = json.loads(row["columns"] or "{}")
     fill = {}

@@ -5,7 +5,7 @@ CREATE TABLE wn.__wn_stage_exposures AS
 WITH assignments AS (
   SELECT
     CAST(src.user_id AS STRING) AS unit_id,
-    CAST(src.group_name AS STRING) AS variant,
+    COALESCE(CAST(src.group_name AS STRING), '(null)') AS variant,
     src.ts AS exposed_at,
     src.country AS country
   FROM raw.exposures AS src
@@ -37,125 +37,80 @@ CREATE TABLE wn.__wn_stage_unit_metrics AS
 WITH __wn_scan__events AS (
   /* plan: one scan of source 'events' joined once to the exposures; 24 unit columns */
   /* windows: post = [first exposure + start_day, min(analysis end, first exposure + end_day)); pre = [first exposure - 14 days, first exposure) */
+  /* each distinct filter (f), value (v) and window (w) is evaluated once per row, then aggregated per unit */
   SELECT
-    e.unit_id,
-    MAX(
-      IF((
-        s.event_name = 'visited_signup'
-      ) AND s.ts >= e.first_exposure_at, 1, NULL)
-    ) AS visited_signup, /* metric visited_signup: flag, post window */
-    MAX(
-      IF((
-        s.event_name = 'visited_signup'
-      ) AND s.ts < e.first_exposure_at, 1, NULL)
-    ) AS visited_signup__pre, /* metric visited_signup: flag, pre window */
-    COUNT(
-      DISTINCT IF(
-        (
-          s.event_name = 'session_start'
-        ) AND s.ts >= e.first_exposure_at,
-        CAST(s.ts AS DATE),
-        NULL
-      )
-    ) AS dau, /* metric dau: distinct_days, post window */
-    COUNT(
-      DISTINCT IF(
-        (
-          s.event_name = 'session_start'
-        ) AND s.ts < e.first_exposure_at,
-        CAST(s.ts AS DATE),
-        NULL
-      )
-    ) AS dau__pre, /* metric dau: distinct_days, pre window */
-    COUNTIF((
-      s.event_name = 'signup_success'
-    ) AND s.ts >= e.first_exposure_at) AS signups, /* metric signups: count, post window */
-    COUNTIF((
-      s.event_name = 'signup_success'
-    ) AND s.ts < e.first_exposure_at) AS signups__pre, /* metric signups: count, pre window */
-    COUNTIF((
-      s.event_name = 'page_view'
-    ) AND s.ts >= e.first_exposure_at) AS pages_per_session__num, /* metric page_views: count, post window */
-    COUNTIF((
-      s.event_name = 'page_view'
-    ) AND s.ts < e.first_exposure_at) AS pages_per_session__num__pre, /* metric page_views: count, pre window */
-    COUNTIF((
-      s.event_name = 'session_start'
-    ) AND s.ts >= e.first_exposure_at) AS pages_per_session__den, /* metric sessions: count, post window */
-    COUNTIF((
-      s.event_name = 'session_start'
-    ) AND s.ts < e.first_exposure_at) AS pages_per_session__den__pre, /* metric sessions: count, pre window */
-    SUM(
-      IF((
-        s.event_name = 'purchase'
-      ) AND s.ts >= e.first_exposure_at, s.value, NULL)
-    ) AS avg_order_value, /* metric avg_order_value: sum, post window */
-    COUNTIF((
-      s.event_name = 'purchase'
-    ) AND s.ts >= e.first_exposure_at) AS avg_order_value__den, /* metric avg_order_value: count, post window */
-    SUM(
-      IF((
-        s.event_name = 'purchase'
-      ) AND s.ts < e.first_exposure_at, s.value, NULL)
-    ) AS avg_order_value__pre, /* metric avg_order_value: sum, pre window */
-    COUNTIF((
-      s.event_name = 'purchase'
-    ) AND s.ts < e.first_exposure_at) AS avg_order_value__pre_den, /* metric avg_order_value: count, pre window */
-    COUNT(
-      DISTINCT IF(
-        (
-          s.event_name = 'session_start'
-        ) AND s.ts >= e.first_exposure_at,
-        CAST(s.ts AS DATE),
-        NULL
-      )
-    ) AS active_days, /* metric active_days: distinct_days, post window */
-    COUNT(
-      DISTINCT IF(
-        (
-          s.event_name = 'session_start'
-        ) AND s.ts < e.first_exposure_at,
-        CAST(s.ts AS DATE),
-        NULL
-      )
-    ) AS active_days__pre, /* metric active_days: distinct_days, pre window */
-    COUNT(DISTINCT IF(s.ts >= e.first_exposure_at, s.event_name, NULL)) AS event_types_used, /* metric event_types_used: count_distinct, post window */
-    COUNT(DISTINCT IF(s.ts < e.first_exposure_at, s.event_name, NULL)) AS event_types_used__pre, /* metric event_types_used: count_distinct, pre window */
-    SUM(
-      IF((
-        s.event_name = 'purchase'
-      ) AND s.ts >= e.first_exposure_at, s.value, NULL)
-    ) AS revenue, /* metric revenue: sum, post window */
-    SUM(
-      IF((
-        s.event_name = 'purchase'
-      ) AND s.ts < e.first_exposure_at, s.value, NULL)
-    ) AS revenue__pre, /* metric revenue: sum, pre window */
-    COUNTIF((
-      s.event_name = 'api_success'
-    ) AND s.ts >= e.first_exposure_at) AS api_success_rate__num, /* metric api_successes: count, post window */
-    COUNTIF((
-      s.event_name = 'api_success'
-    ) AND s.ts < e.first_exposure_at) AS api_success_rate__num__pre, /* metric api_successes: count, pre window */
-    COUNTIF((
-      s.event_name = 'api_request'
-    ) AND s.ts >= e.first_exposure_at) AS api_success_rate__den, /* metric api_requests: count, post window */
-    COUNTIF((
-      s.event_name = 'api_request'
-    ) AND s.ts < e.first_exposure_at) AS api_success_rate__den__pre /* metric api_requests: count, pre window */
-  FROM wn.__wn_stage_exposures AS e
-  JOIN (
+    r.unit_id,
+    MAX(IF(r.f0 AND r.w0, 1, NULL)) AS visited_signup, /* metric visited_signup: flag, post window */
+    MAX(IF(r.f0 AND r.w1, 1, NULL)) AS visited_signup__pre, /* metric visited_signup: flag, pre window */
+    COUNT(DISTINCT IF(r.f1 AND r.w0, r.d, NULL)) AS dau, /* metric dau: distinct_days, post window */
+    COUNT(DISTINCT IF(r.f1 AND r.w1, r.d, NULL)) AS dau__pre, /* metric dau: distinct_days, pre window */
+    COUNTIF(r.f2 AND r.w0) AS signups, /* metric signups: count, post window */
+    COUNTIF(r.f2 AND r.w1) AS signups__pre, /* metric signups: count, pre window */
+    COUNTIF(r.f3 AND r.w0) AS pages_per_session__num, /* metric page_views: count, post window */
+    COUNTIF(r.f3 AND r.w1) AS pages_per_session__num__pre, /* metric page_views: count, pre window */
+    COUNTIF(r.f1 AND r.w0) AS pages_per_session__den, /* metric sessions: count, post window */
+    COUNTIF(r.f1 AND r.w1) AS pages_per_session__den__pre, /* metric sessions: count, pre window */
+    SUM(IF(r.f4 AND r.w0, r.v0, NULL)) AS avg_order_value, /* metric avg_order_value: sum, post window */
+    COUNTIF(r.f4 AND r.w0) AS avg_order_value__den, /* metric avg_order_value: count, post window */
+    SUM(IF(r.f4 AND r.w1, r.v0, NULL)) AS avg_order_value__pre, /* metric avg_order_value: sum, pre window */
+    COUNTIF(r.f4 AND r.w1) AS avg_order_value__pre_den, /* metric avg_order_value: count, pre window */
+    COUNT(DISTINCT IF(r.f1 AND r.w0, r.d, NULL)) AS active_days, /* metric active_days: distinct_days, post window */
+    COUNT(DISTINCT IF(r.f1 AND r.w1, r.d, NULL)) AS active_days__pre, /* metric active_days: distinct_days, pre window */
+    COUNT(DISTINCT IF(r.w0, r.v1, NULL)) AS event_types_used, /* metric event_types_used: count_distinct, post window */
+    COUNT(DISTINCT IF(r.w1, r.v1, NULL)) AS event_types_used__pre, /* metric event_types_used: count_distinct, pre window */
+    SUM(IF(r.f4 AND r.w0, r.v0, NULL)) AS revenue, /* metric revenue: sum, post window */
+    SUM(IF(r.f4 AND r.w1, r.v0, NULL)) AS revenue__pre, /* metric revenue: sum, pre window */
+    COUNTIF(r.f5 AND r.w0) AS api_success_rate__num, /* metric api_successes: count, post window */
+    COUNTIF(r.f5 AND r.w1) AS api_success_rate__num__pre, /* metric api_successes: count, pre window */
+    COUNTIF(r.f6 AND r.w0) AS api_success_rate__den, /* metric api_requests: count, post window */
+    COUNTIF(r.f6 AND r.w1) AS api_success_rate__den__pre /* metric api_requests: count, pre window */
+  FROM (
     SELECT
-      *
-    FROM wn.stg_events
-  ) AS s
-    ON CAST(s.user_id AS STRING) = e.unit_id
-  WHERE
-    s.ts >= CAST('2026-10-01 00:00:00' AS DATETIME)
-    AND s.ts < CAST('2026-10-30 00:00:00' AS DATETIME)
-    AND s.ts >= e.first_exposure_at - INTERVAL '14' DAY
+      e.unit_id,
+      (
+        s.event_name = 'visited_signup'
+      ) AS f0,
+      (
+        s.event_name = 'session_start'
+      ) AS f1,
+      (
+        s.event_name = 'signup_success'
+      ) AS f2,
+      (
+        s.event_name = 'page_view'
+      ) AS f3,
+      (
+        s.event_name = 'purchase'
+      ) AS f4,
+      (
+        s.event_name = 'api_success'
+      ) AS f5,
+      (
+        s.event_name = 'api_request'
+      ) AS f6,
+      s.value AS v0,
+      s.event_name AS v1,
+      (
+        s.ts >= e.first_exposure_at
+      ) AS w0,
+      (
+        s.ts < e.first_exposure_at
+      ) AS w1,
+      CAST(s.ts AS DATE) AS d
+    FROM wn.__wn_stage_exposures AS e
+    JOIN (
+      SELECT
+        *
+      FROM wn.stg_events
+    ) AS s
+      ON CAST(s.user_id AS STRING) = e.unit_id
+    WHERE
+      s.ts >= CAST('2026-10-01 00:00:00' AS DATETIME)
+      AND s.ts < CAST('2026-10-30 00:00:00' AS DATETIME)
+      AND s.ts >= e.first_exposure_at - INTERVAL '14' DAY
+  ) AS r
   GROUP BY
-    e.unit_id
+    r.unit_id
 )
 /* plan: unit metrics of experiment 'button_color_v3': every exposed unit, one column per unit measure */
 /* units without source rows get 0; daily_participation divides active days by days in the window */
@@ -171,7 +126,18 @@ SELECT
   CAST(COALESCE(s0.visited_signup, 0) AS FLOAT64) AS visited_signup,
   CAST(COALESCE(s0.visited_signup__pre, 0) AS FLOAT64) AS visited_signup__pre,
   CAST(COALESCE(s0.dau, 0) AS FLOAT64) / GREATEST(DATE_DIFF(CAST('2026-10-30' AS DATE), CAST(e.first_exposure_at AS DATE), DAY), 1) AS dau,
-  CAST(COALESCE(s0.dau__pre, 0) AS FLOAT64) / 14 AS dau__pre,
+  CAST(COALESCE(s0.dau__pre, 0) AS FLOAT64) / GREATEST(
+    DATE_DIFF(
+      CAST(e.first_exposure_at AS DATE),
+      CAST(e.first_exposure_at - INTERVAL '14' DAY AS DATE),
+      DAY
+    ) + CASE
+      WHEN CAST(CAST(e.first_exposure_at AS DATE) AS DATETIME) = e.first_exposure_at
+      THEN 0
+      ELSE 1
+    END,
+    1
+  ) AS dau__pre,
   CAST(COALESCE(s0.signups, 0) AS FLOAT64) AS signups,
   CAST(COALESCE(s0.signups__pre, 0) AS FLOAT64) AS signups__pre,
   CAST(COALESCE(s0.pages_per_session__num, 0) AS FLOAT64) AS pages_per_session__num,

@@ -5,7 +5,7 @@ CREATE TABLE wn.__wn_stage_exposures AS
 WITH assignments AS (
   SELECT
     CAST(src.user_id AS TEXT) AS unit_id,
-    CAST(src.group_name AS TEXT) AS variant,
+    COALESCE(CAST(src.group_name AS TEXT), '(null)') AS variant,
     src.ts AS exposed_at,
     src.country AS country
   FROM raw.exposures AS src
@@ -37,113 +37,104 @@ CREATE TABLE wn.__wn_stage_unit_metrics AS
 WITH __wn_scan__events AS (
   /* plan: one scan of source 'events' joined once to the exposures; 24 unit columns */
   /* windows: post = [first exposure + start_day, min(analysis end, first exposure + end_day)); pre = [first exposure - 14 days, first exposure) */
+  /* each distinct filter (f), value (v) and window (w) is evaluated once per row, then aggregated per unit */
   SELECT
-    e.unit_id,
+    r.unit_id,
     MAX(1) FILTER(WHERE
-      (
-        s.event_name = 'visited_signup'
-      ) AND s.ts >= e.first_exposure_at) AS visited_signup, /* metric visited_signup: flag, post window */
+      r.f0 AND r.w0) AS visited_signup, /* metric visited_signup: flag, post window */
     MAX(1) FILTER(WHERE
-      (
-        s.event_name = 'visited_signup'
-      ) AND s.ts < e.first_exposure_at) AS visited_signup__pre, /* metric visited_signup: flag, pre window */
-    COUNT(DISTINCT CAST(s.ts AS DATE)) FILTER(WHERE
-      (
-        s.event_name = 'session_start'
-      ) AND s.ts >= e.first_exposure_at) AS dau, /* metric dau: distinct_days, post window */
-    COUNT(DISTINCT CAST(s.ts AS DATE)) FILTER(WHERE
-      (
-        s.event_name = 'session_start'
-      ) AND s.ts < e.first_exposure_at) AS dau__pre, /* metric dau: distinct_days, pre window */
+      r.f0 AND r.w1) AS visited_signup__pre, /* metric visited_signup: flag, pre window */
+    COUNT(DISTINCT r.d) FILTER(WHERE
+      r.f1 AND r.w0) AS dau, /* metric dau: distinct_days, post window */
+    COUNT(DISTINCT r.d) FILTER(WHERE
+      r.f1 AND r.w1) AS dau__pre, /* metric dau: distinct_days, pre window */
     COUNT(*) FILTER(WHERE
-      (
-        s.event_name = 'signup_success'
-      ) AND s.ts >= e.first_exposure_at) AS signups, /* metric signups: count, post window */
+      r.f2 AND r.w0) AS signups, /* metric signups: count, post window */
     COUNT(*) FILTER(WHERE
-      (
-        s.event_name = 'signup_success'
-      ) AND s.ts < e.first_exposure_at) AS signups__pre, /* metric signups: count, pre window */
+      r.f2 AND r.w1) AS signups__pre, /* metric signups: count, pre window */
     COUNT(*) FILTER(WHERE
-      (
-        s.event_name = 'page_view'
-      ) AND s.ts >= e.first_exposure_at) AS pages_per_session__num, /* metric page_views: count, post window */
+      r.f3 AND r.w0) AS pages_per_session__num, /* metric page_views: count, post window */
     COUNT(*) FILTER(WHERE
-      (
-        s.event_name = 'page_view'
-      ) AND s.ts < e.first_exposure_at) AS pages_per_session__num__pre, /* metric page_views: count, pre window */
+      r.f3 AND r.w1) AS pages_per_session__num__pre, /* metric page_views: count, pre window */
     COUNT(*) FILTER(WHERE
-      (
-        s.event_name = 'session_start'
-      ) AND s.ts >= e.first_exposure_at) AS pages_per_session__den, /* metric sessions: count, post window */
+      r.f1 AND r.w0) AS pages_per_session__den, /* metric sessions: count, post window */
     COUNT(*) FILTER(WHERE
-      (
-        s.event_name = 'session_start'
-      ) AND s.ts < e.first_exposure_at) AS pages_per_session__den__pre, /* metric sessions: count, pre window */
-    SUM(s.value) FILTER(WHERE
-      (
-        s.event_name = 'purchase'
-      ) AND s.ts >= e.first_exposure_at) AS avg_order_value, /* metric avg_order_value: sum, post window */
+      r.f1 AND r.w1) AS pages_per_session__den__pre, /* metric sessions: count, pre window */
+    SUM(r.v0) FILTER(WHERE
+      r.f4 AND r.w0) AS avg_order_value, /* metric avg_order_value: sum, post window */
     COUNT(*) FILTER(WHERE
-      (
-        s.event_name = 'purchase'
-      ) AND s.ts >= e.first_exposure_at) AS avg_order_value__den, /* metric avg_order_value: count, post window */
-    SUM(s.value) FILTER(WHERE
-      (
-        s.event_name = 'purchase'
-      ) AND s.ts < e.first_exposure_at) AS avg_order_value__pre, /* metric avg_order_value: sum, pre window */
+      r.f4 AND r.w0) AS avg_order_value__den, /* metric avg_order_value: count, post window */
+    SUM(r.v0) FILTER(WHERE
+      r.f4 AND r.w1) AS avg_order_value__pre, /* metric avg_order_value: sum, pre window */
     COUNT(*) FILTER(WHERE
-      (
-        s.event_name = 'purchase'
-      ) AND s.ts < e.first_exposure_at) AS avg_order_value__pre_den, /* metric avg_order_value: count, pre window */
-    COUNT(DISTINCT CAST(s.ts AS DATE)) FILTER(WHERE
-      (
-        s.event_name = 'session_start'
-      ) AND s.ts >= e.first_exposure_at) AS active_days, /* metric active_days: distinct_days, post window */
-    COUNT(DISTINCT CAST(s.ts AS DATE)) FILTER(WHERE
-      (
-        s.event_name = 'session_start'
-      ) AND s.ts < e.first_exposure_at) AS active_days__pre, /* metric active_days: distinct_days, pre window */
-    COUNT(DISTINCT s.event_name) FILTER(WHERE
-      s.ts >= e.first_exposure_at) AS event_types_used, /* metric event_types_used: count_distinct, post window */
-    COUNT(DISTINCT s.event_name) FILTER(WHERE
-      s.ts < e.first_exposure_at) AS event_types_used__pre, /* metric event_types_used: count_distinct, pre window */
-    SUM(s.value) FILTER(WHERE
-      (
-        s.event_name = 'purchase'
-      ) AND s.ts >= e.first_exposure_at) AS revenue, /* metric revenue: sum, post window */
-    SUM(s.value) FILTER(WHERE
-      (
-        s.event_name = 'purchase'
-      ) AND s.ts < e.first_exposure_at) AS revenue__pre, /* metric revenue: sum, pre window */
+      r.f4 AND r.w1) AS avg_order_value__pre_den, /* metric avg_order_value: count, pre window */
+    COUNT(DISTINCT r.d) FILTER(WHERE
+      r.f1 AND r.w0) AS active_days, /* metric active_days: distinct_days, post window */
+    COUNT(DISTINCT r.d) FILTER(WHERE
+      r.f1 AND r.w1) AS active_days__pre, /* metric active_days: distinct_days, pre window */
+    COUNT(DISTINCT r.v1) FILTER(WHERE
+      r.w0) AS event_types_used, /* metric event_types_used: count_distinct, post window */
+    COUNT(DISTINCT r.v1) FILTER(WHERE
+      r.w1) AS event_types_used__pre, /* metric event_types_used: count_distinct, pre window */
+    SUM(r.v0) FILTER(WHERE
+      r.f4 AND r.w0) AS revenue, /* metric revenue: sum, post window */
+    SUM(r.v0) FILTER(WHERE
+      r.f4 AND r.w1) AS revenue__pre, /* metric revenue: sum, pre window */
     COUNT(*) FILTER(WHERE
-      (
-        s.event_name = 'api_success'
-      ) AND s.ts >= e.first_exposure_at) AS api_success_rate__num, /* metric api_successes: count, post window */
+      r.f5 AND r.w0) AS api_success_rate__num, /* metric api_successes: count, post window */
     COUNT(*) FILTER(WHERE
-      (
-        s.event_name = 'api_success'
-      ) AND s.ts < e.first_exposure_at) AS api_success_rate__num__pre, /* metric api_successes: count, pre window */
+      r.f5 AND r.w1) AS api_success_rate__num__pre, /* metric api_successes: count, pre window */
     COUNT(*) FILTER(WHERE
-      (
-        s.event_name = 'api_request'
-      ) AND s.ts >= e.first_exposure_at) AS api_success_rate__den, /* metric api_requests: count, post window */
+      r.f6 AND r.w0) AS api_success_rate__den, /* metric api_requests: count, post window */
     COUNT(*) FILTER(WHERE
-      (
-        s.event_name = 'api_request'
-      ) AND s.ts < e.first_exposure_at) AS api_success_rate__den__pre /* metric api_requests: count, pre window */
-  FROM wn.__wn_stage_exposures AS e
-  JOIN (
+      r.f6 AND r.w1) AS api_success_rate__den__pre /* metric api_requests: count, pre window */
+  FROM (
     SELECT
-      *
-    FROM wn.stg_events
-  ) AS s
-    ON CAST(s.user_id AS TEXT) = e.unit_id
-  WHERE
-    s.ts >= CAST('2026-10-01 00:00:00' AS TIMESTAMP)
-    AND s.ts < CAST('2026-10-30 00:00:00' AS TIMESTAMP)
-    AND s.ts >= e.first_exposure_at - INTERVAL '14 DAY'
+      e.unit_id,
+      (
+        s.event_name = 'visited_signup'
+      ) AS f0,
+      (
+        s.event_name = 'session_start'
+      ) AS f1,
+      (
+        s.event_name = 'signup_success'
+      ) AS f2,
+      (
+        s.event_name = 'page_view'
+      ) AS f3,
+      (
+        s.event_name = 'purchase'
+      ) AS f4,
+      (
+        s.event_name = 'api_success'
+      ) AS f5,
+      (
+        s.event_name = 'api_request'
+      ) AS f6,
+      s.value AS v0,
+      s.event_name AS v1,
+      (
+        s.ts >= e.first_exposure_at
+      ) AS w0,
+      (
+        s.ts < e.first_exposure_at
+      ) AS w1,
+      CAST(s.ts AS DATE) AS d
+    FROM wn.__wn_stage_exposures AS e
+    JOIN (
+      SELECT
+        *
+      FROM wn.stg_events
+    ) AS s
+      ON CAST(s.user_id AS TEXT) = e.unit_id
+    WHERE
+      s.ts >= CAST('2026-10-01 00:00:00' AS TIMESTAMP)
+      AND s.ts < CAST('2026-10-30 00:00:00' AS TIMESTAMP)
+      AND s.ts >= e.first_exposure_at - INTERVAL '14 DAY'
+  ) AS r
   GROUP BY
-    e.unit_id
+    r.unit_id
 )
 /* plan: unit metrics of experiment 'button_color_v3': every exposed unit, one column per unit measure */
 /* units without source rows get 0; daily_participation divides active days by days in the window */
@@ -163,7 +154,16 @@ SELECT
   CAST(COALESCE(s0.dau, 0) AS DOUBLE PRECISION) / GREATEST((
     CAST('2026-10-30' AS DATE) - CAST(e.first_exposure_at AS DATE)
   ), 1) AS dau,
-  CAST(COALESCE(s0.dau__pre, 0) AS DOUBLE PRECISION) / 14 AS dau__pre,
+  CAST(COALESCE(s0.dau__pre, 0) AS DOUBLE PRECISION) / GREATEST(
+    (
+      CAST(e.first_exposure_at AS DATE) - CAST(e.first_exposure_at - INTERVAL '14 DAY' AS DATE)
+    ) + CASE
+      WHEN CAST(CAST(e.first_exposure_at AS DATE) AS TIMESTAMP) = e.first_exposure_at
+      THEN 0
+      ELSE 1
+    END,
+    1
+  ) AS dau__pre,
   CAST(COALESCE(s0.signups, 0) AS DOUBLE PRECISION) AS signups,
   CAST(COALESCE(s0.signups__pre, 0) AS DOUBLE PRECISION) AS signups__pre,
   CAST(COALESCE(s0.pages_per_session__num, 0) AS DOUBLE PRECISION) AS pages_per_session__num,

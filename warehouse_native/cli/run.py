@@ -37,7 +37,10 @@ def command(flags: Flags, experiments: tuple[str, ...], all_: bool, strategy: st
     if all_ and experiments:
         raise click.UsageError("give --experiment NAME or --all, not both")
     if all_:
-        names = sorted(n for n, e in project.experiments.items() if e.is_active(flags.as_of))
+        # an experiment stays in --all for the lookback days after its end, so that late data
+        # and the rest of its last day are included in its final scorecard
+        names = sorted(n for n, e in project.experiments.items()
+                       if e.is_active(flags.as_of, grace_days=lookback_days))
         if not names:
             console.print(f"no experiment is active on {flags.as_of}; nothing to run")
             return

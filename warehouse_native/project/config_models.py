@@ -24,9 +24,16 @@ RATIO_LIKE = {"mean", "ratio"}
 
 
 def _check_name(value: str) -> str:
-    if not NAME_RE.match(value) or len(value) > 40:
-        raise ValueError(f"'{value}' is not a valid name ({NAME_HINT})")
+    if not NAME_RE.match(value) or len(value) > 40 or "__" in value:
+        raise ValueError(f"'{value}' is not a valid name ({NAME_HINT}; '__' is reserved for "
+                         "the columns wn derives from a metric)")
     return value
+
+
+# columns of the exposures / unit metrics tables a metric must not shadow
+RESERVED_METRIC_NAMES = frozenset({"experiment", "unit_type", "unit_id", "variant", "first_exposure_at",
+                                   "exposure_count", "post_days", "n", "dimension", "dimension_value",
+                                   "day", "d"})
 
 
 class _Frozen(BaseModel):
@@ -117,7 +124,13 @@ class Metric(_Frozen):
     cuped: bool = True
     guardrail: GuardrailConfig | None = None
 
-    _name = field_validator("name")(classmethod(lambda cls, v: _check_name(v)))
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        _check_name(value)
+        if value in RESERVED_METRIC_NAMES:
+            raise ValueError(f"'{value}' is a column wn writes next to the metrics; choose another name")
+        return value
 
     @model_validator(mode="after")
     def _fields_for_type(self) -> "Metric":
@@ -216,5 +229,6 @@ class Experiment(_Frozen):
     def experiment_id(self) -> str:
         return self.exposures.experiment_id or self.name
 
-    def is_active(self, as_of: dt.date) -> bool:
-        return self.start <= as_of and (self.end is None or as_of <= self.end)
+    def is_active(self, as_of: dt.date, grace_days: int = 0) -> bool:
+        """Started on or before ``as_of`` and ended no more than ``grace_days`` before it."""
+        return self.start <= as_of and (self.end is None or as_of <= self.end + dt.timedelta(days=grace_days))

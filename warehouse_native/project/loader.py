@@ -330,6 +330,9 @@ def _check_experiment(e: Experiment, node: LineDict, file: str, project: Project
                 add(f"metric '{name}' is listed in both {seen[name]} and {role}", role,
                     "list each metric once", [role, i])
             seen[name] = role
+            if name in e.dimensions:
+                add(f"metric '{name}' has the name of a dimension of this experiment", role,
+                    "rename the metric or the dimension", [role, i])
             if _resolvable(metric, project) and e.unit not in project.metric_units(metric):
                 add(f"metric '{name}' has no '{e.unit}' unit in its source", role,
                     "add the unit column to the source's 'units'", [role, i])

@@ -8,6 +8,7 @@ relative DuckDB path is relative to the profiles file.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -101,6 +102,7 @@ def load_target(profiles_dir: Path, profile: str | None = None, target: str | No
                                    f"outputs.{target}.type",
                                    hint=f"use one of: {', '.join(SUPPORTED_TYPES)}"))
     settings = {k: v for k, v in out.items() if k not in ("type", "schema")}
+    _check_settings(kind, settings, out, display, f"outputs.{target}")
     if kind == "duckdb":
         raw = str(settings.get("path", ":memory:"))
         if raw != ":memory:" and not Path(raw).is_absolute():
@@ -108,3 +110,27 @@ def load_target(profiles_dir: Path, profile: str | None = None, target: str | No
         settings["path"] = raw
     schema = str(out.get("schema", "wn"))
     return Target(profile=profile, name=target, type=kind, schema=schema, settings=settings)
+
+
+_MEMORY = re.compile(r"^\s*\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)\s*$", re.IGNORECASE)
+_INTEGER_SETTINGS = {"duckdb": ("threads",), "postgres": ("port",)}
+
+
+def _check_settings(kind: str, settings: dict[str, Any], node: Any, file: str, prefix: str) -> None:
+    """Typos in connection settings become a located error, not a driver traceback."""
+    def line(key: str) -> int | None:
+        return node.line_of(key) if isinstance(node, LineDict) else None
+
+    for key in _INTEGER_SETTINGS.get(kind, ()):
+        if key in settings:
+            try:
+                settings[key] = int(str(settings[key]))
+                if settings[key] <= 0:
+                    raise ValueError
+            except ValueError:
+                raise ProjectError(Problem(f"{key} must be a positive whole number, not "
+                                           f"'{settings[key]}'", file, line(key), f"{prefix}.{key}")) from None
+    if kind == "duckdb" and "memory_limit" in settings and not _MEMORY.match(str(settings["memory_limit"])):
+        raise ProjectError(Problem(f"memory_limit '{settings['memory_limit']}' is not a size", file,
+                                   line("memory_limit"), f"{prefix}.memory_limit",
+                                   hint="write it like 4GB or 512MB"))

@@ -20,32 +20,52 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-from dataclasses import dataclass, field, replace
+import re
+from dataclasses import dataclass, field
 
 from ..plan import AnalysisPlan, SourceScan, UnitColumn
 from .expressions import date, literal, qualify, ts
-from .render import (_ENV, CompiledPlan, Statement, _aggregate, _aggregates_select, _condition, _create,
-                     _finish, _parse, _post_days, _write, prefilter)
+from .render import (_ENV, CompiledPlan, Statement, _aggregates_select, _condition, _create, _finish, _parse,
+                     _post_days, _write, prefilter)
+from .scan_shape import ScanShape
 
 _ROLLUP = {"count": "sum", "sum": "sum", "flag": "max", "distinct_days": "sum"}
+
+
+def relation_definition(plan: AnalysisPlan, relation: str) -> list[str]:
+    """A relation's text plus the SQL of every model it reads, directly or through other models,
+    so that editing a model changes the hashes of what depends on it."""
+    found: list[str] = [relation]
+    models = dict(plan.models)
+    pending = [relation]
+    seen: set[str] = set()
+    while pending:
+        text = pending.pop()
+        for name, sql in models.items():
+            if name not in seen and re.search(rf"\.{re.escape(name)}\b", text):
+                seen.add(name)
+                found.append(f"{name}: {sql}")
+                pending.append(sql)
+    return found
 
 
 def state_key(plan: AnalysisPlan) -> str:
     """Everything that, when changed, invalidates the whole state."""
     blob = json.dumps({"exposure": plan.exposure.__dict__, "start": str(plan.start), "unit": plan.unit_type,
-                       "dims": plan.dimensions, "cuped_days": plan.cuped_days,
-                       "variants": plan.variants}, sort_keys=True, default=str)
+                       "dims": plan.dimensions, "cuped_days": plan.cuped_days, "variants": plan.variants,
+                       "exposure_sql": relation_definition(plan, plan.exposure.relation)},
+                      sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-def column_hash(scan: SourceScan, col: UnitColumn) -> str:
-    blob = json.dumps([scan.relation, scan.unit_column, scan.timestamp, col.signature(), col.finish],
-                      default=str)
+def column_hash(plan: AnalysisPlan, scan: SourceScan, col: UnitColumn) -> str:
+    blob = json.dumps([relation_definition(plan, scan.relation), scan.unit_column, scan.timestamp,
+                       col.signature(), col.finish], default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
 def column_hashes(plan: AnalysisPlan) -> dict[str, dict[str, str]]:
-    return {s.source: {c.name: column_hash(s, c) for c in s.columns} for s in plan.scans}
+    return {s.source: {c.name: column_hash(plan, s, c) for c in s.columns} for s in plan.scans}
 
 
 def _short(name: str) -> str:
@@ -93,11 +113,6 @@ class _Source:
     old_pre: str | None = None
     new_pre: str | None = None
     pre_table: str | None = None
-
-
-def _day_partial(c: UnitColumn, plan: AnalysisPlan, scan_ts: str) -> str:
-    """A column's aggregate within one day; an active day is a flag for that day."""
-    return _aggregate(replace(c, agg="flag") if c.agg == "distinct_days" else c, plan, scan_ts)
 
 
 def compile_incremental(plan: AnalysisPlan, spec: IncrementalSpec, *, dialect: str,
@@ -197,7 +212,7 @@ def _post_state(ctx: _Ctx, src: _Source, fill: set[str], base: str) -> None:
     def days(cols, lo, hi, step, relation):
         return ctx.add(step, tmpl.render(scan=scan, cols=cols, lo=lo, hi=hi, lo_ts=lo, hi_ts=hi, ts=ts,
                                          exposures=ctx.exposures, prefilter=prefilter(cols),
-                                         partial=lambda c: _day_partial(c, plan, scan.timestamp)), relation)
+                                         shape=ScanShape(list(cols), scan.timestamp)), relation)
 
     src.new_days = days(src.post_cols, spec.since_ts, plan.end, f"days__{scan.source}", f"{base}_days_new")
     old_days = ctx.old(key)
@@ -261,7 +276,7 @@ def _pre_state(ctx: _Ctx, src: _Source, fill: set[str], base: str) -> None:
         return ctx.add(step, tmpl.render(scan=scan, cols=cols, new_units=new_units, since=spec.since,
                                          since_ts=spec.since_ts, lo_ts=lo, hi_ts=hi, ts=ts, plan=plan,
                                          exposures=ctx.exposures, prefilter=prefilter(cols),
-                                         aggregate=lambda c: _aggregate(c, plan, scan.timestamp)), relation)
+                                         shape=ScanShape(list(cols), scan.timestamp)), relation)
 
     src.new_pre = pre(src.pre_cols, True, spec.since_ts - window, plan.end, f"pre__{scan.source}",
                       f"{base}_pre_new")

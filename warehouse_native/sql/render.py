@@ -29,6 +29,7 @@ from sqlglot.errors import SqlglotError
 from ..errors import CompileError
 from ..plan import AnalysisPlan, MetricPlan, UnitColumn
 from .expressions import date, literal, qualify, ts
+from .scan_shape import ScanShape
 
 Strategy = Literal["cte", "temp", "auto"]
 STRATEGIES = ("cte", "temp", "auto")
@@ -80,23 +81,6 @@ def _condition(c: UnitColumn, plan: AnalysisPlan, scan_ts: str) -> str:
     return " and ".join(parts)
 
 
-def _aggregate(c: UnitColumn, plan: AnalysisPlan, scan_ts: str) -> str:
-    """The per-unit aggregate of one column; rows outside its filter/window are FILTERed out
-    (NULL when no row matches: unit metrics coalesce to 0)."""
-    cond = _condition(c, plan, scan_ts)
-    if c.agg == "count":
-        return f"count(*) filter (where {cond})"
-    if c.agg == "flag":
-        return f"max(1) filter (where {cond})"
-    if c.agg == "sum":
-        return f"sum({qualify(c.value, 's')}) filter (where {cond})"
-    if c.agg == "count_distinct":
-        return f"count(distinct {qualify(c.value, 's')}) filter (where {cond})"
-    if c.agg == "distinct_days":
-        return f"count(distinct cast(s.{scan_ts} as date)) filter (where {cond})"
-    raise CompileError(f"unknown aggregation '{c.agg}' in plan column {c.name}")
-
-
 def prefilter(columns) -> str | None:
     """``(f1) or (f2) ...`` over the columns' filters, so the scan drops rows no column uses;
     None when some column takes every row."""
@@ -114,17 +98,25 @@ def _post_days(plan: AnalysisPlan) -> str:
     return f"greatest(date_diff('day', cast(e.first_exposure_at as date), {date(plan.end)}), 1)"
 
 
+def _dates_touched(lo: str, hi: str) -> str:
+    """How many calendar dates the time range [lo, hi) touches (at least 1)."""
+    return (f"greatest(date_diff('day', cast({lo} as date), cast({hi} as date)) + "
+            f"case when cast(cast({hi} as date) as timestamp) = {hi} then 0 else 1 end, 1)")
+
+
 def _finish(c: UnitColumn, alias: str, plan: AnalysisPlan) -> str:
+    """A unit column's final value; daily_participation divides active dates by the dates its
+    window touches, so the rate never exceeds 1."""
     value = f"cast(coalesce({alias}.{c.name}, 0) as double)"
+    fe = "e.first_exposure_at"
     if c.finish == "per_post_day":
-        days = _post_days(plan)
-        if c.end_day:
-            days = f"least({days}, {c.end_day})"
-        if c.start_day:
-            days = f"greatest({days} - {c.start_day}, 1)"
-        return f"{value} / {days}"
+        if not c.start_day and not c.end_day:
+            return f"{value} / {_post_days(plan)}"   # the common case: exposure date to analysis end
+        lo = f"{fe} + interval {c.start_day} day" if c.start_day else fe
+        hi = ts(plan.end) if not c.end_day else f"least({fe} + interval {c.end_day} day, {ts(plan.end)})"
+        return f"{value} / {_dates_touched(lo, hi)}"
     if c.finish == "per_pre_day":
-        return f"{value} / {plan.cuped_days}"
+        return f"{value} / {_dates_touched(f'{fe} - interval {plan.cuped_days} day', fe)}"
     return value
 
 
@@ -157,7 +149,7 @@ def _exposures_select(plan: AnalysisPlan) -> str:
 def _scan_select(plan: AnalysisPlan, scan, rel: dict[str, str]) -> str:
     return _ENV.get_template("source_scan.sql.j2").render(
         plan=plan, scan=scan, rel=rel, ts=ts, prefilter=prefilter(scan.columns),
-        aggregate=lambda c: _aggregate(c, plan, scan.timestamp))
+        shape=ScanShape(list(scan.columns), scan.timestamp))
 
 
 def _unit_metrics_select(plan: AnalysisPlan, rel: dict[str, str]) -> str:
