@@ -59,7 +59,7 @@ def test_one_scan_per_source_joined_once_to_exposures(plan):
     assert scanned == ["stg_events"], "the events source must be read exactly once"
     # every events metric, its CUPED covariate included, comes out of that one scan
     cte = next(c for c in tree.find_all(exp.CTE) if c.alias == "__wn_scan__events")
-    columns = {s.alias for s in cte.this.expressions}
+    columns = set(cte.this.named_selects)
     for m in plan.metrics:
         assert m.value_column in columns and (m.pre_column is None or m.pre_column in columns)
 

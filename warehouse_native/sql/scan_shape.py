@@ -1,10 +1,17 @@
-"""The shape of one source scan: every filter, value and window evaluated once per row.
+"""The shape of one source scan: narrow pre-aggregation, then one pivot per unit.
 
-A scan computes many unit columns from the same joined rows.  Instead of repeating each
-column's filter and window test inside its aggregate, the inner query projects every
-distinct filter, value expression and window as a column (``f0``, ``v0``, ``w0`` ...) and the
-aggregates combine them: ``count(*) filter (where r.f0 and r.w0)``.  Metrics that share a
-filter (a metric and its CUPED covariate, a ratio's parts) share the projected column.
+A scan computes many unit columns from the same joined rows.  Evaluating every column's
+filter and window inside its own aggregate costs (rows x columns).  Instead:
+
+1. each joined row gets a filter mask (bit k set when the k-th distinct filter holds) and a
+   window bucket (0 = before exposure; then one bucket per span between the window
+   boundaries any column uses), plus the values that columns sum or count distinct;
+2. rows are grouped by unit, mask and bucket (and date / distinct value where a column
+   needs them) with just ``count(*)`` and one ``sum`` per value;
+3. those few rows per unit are pivoted into the unit columns with ``FILTER`` clauses on the
+   mask and bucket.
+
+Metrics sharing a filter (a metric and its CUPED covariate, a ratio's parts) share a bit.
 """
 
 from __future__ import annotations
@@ -15,71 +22,127 @@ from ..errors import CompileError
 from ..plan import UnitColumn
 from .expressions import qualify
 
-
-def _window_key(c: UnitColumn) -> tuple:
-    return (c.window, c.start_day, c.end_day) if c.window == "post" else ("pre",)
+MAX_FILTERS = 62   # bits of a BIGINT mask
 
 
 @dataclass
 class ScanShape:
-    """Aliases for the distinct filters, values and windows of a set of unit columns."""
+    """Filters, values and window buckets of a set of unit columns (see module docstring)."""
 
     columns: list[UnitColumn]
     timestamp: str
-    filters: dict[str, str] = field(default_factory=dict)   # qualified SQL -> alias
-    values: dict[str, str] = field(default_factory=dict)
-    windows: dict[tuple, str] = field(default_factory=dict)
+    filters: dict[str, int] = field(default_factory=dict)          # qualified SQL -> bit
+    sums: dict[str, str] = field(default_factory=dict)             # value SQL -> alias (summed)
+    distinct: dict[str, str] = field(default_factory=dict)         # value SQL -> alias (group key)
+    bounds: list[int] = field(default_factory=list)                # post-window day boundaries > 0
     needs_day: bool = False
 
     def __post_init__(self) -> None:
+        edges: set[int] = set()
         for c in self.columns:
             if c.filter:
-                self.filters.setdefault(qualify(c.filter, "s"), f"f{len(self.filters)}")
-            if c.value:
-                self.values.setdefault(qualify(c.value, "s"), f"v{len(self.values)}")
-            self.windows.setdefault(_window_key(c), f"w{len(self.windows)}")
+                self.filters.setdefault(qualify(c.filter, "s"), len(self.filters))
+            if c.value and c.agg == "sum":
+                self.sums.setdefault(qualify(c.value, "s"), f"s{len(self.sums)}")
+            if c.value and c.agg == "count_distinct":
+                self.distinct.setdefault(qualify(c.value, "s"), f"dv{len(self.distinct)}")
+            if c.window == "post":
+                edges.update(x for x in (c.start_day, c.end_day) if x)
             self.needs_day = self.needs_day or c.agg == "distinct_days"
+        if len(self.filters) > MAX_FILTERS:
+            raise CompileError(f"a source has more than {MAX_FILTERS} distinct metric filters; "
+                               "split its metrics over two sources")
+        self.bounds = sorted(edges)
 
-    def _window_sql(self, key: tuple) -> str:
+    # -- level 1: one row per joined source row ----------------------------------------
+    def row_columns(self) -> list[str]:
         t = f"s.{self.timestamp}"
-        if key[0] == "pre":
-            return f"{t} < e.first_exposure_at"
-        _, start, end = key
-        lo = "e.first_exposure_at" if not start else f"e.first_exposure_at + interval {start} day"
-        text = f"{t} >= {lo}"
-        if end:
-            text += f" and {t} < e.first_exposure_at + interval {end} day"
-        return text
-
-    def projections(self) -> list[str]:
-        """``expression as alias`` for the inner query (after ``e.unit_id``)."""
-        out = [f"({sql}) as {alias}" for sql, alias in self.filters.items()]
-        out += [f"{sql} as {alias}" for sql, alias in self.values.items()]
-        out += [f"({self._window_sql(key)}) as {alias}" for key, alias in self.windows.items()]
+        out = []
+        if self.filters:
+            out.append(" + ".join(f"case when {sql} then {1 << bit} else 0 end"
+                                  for sql, bit in self.filters.items()) + " as fmask")
+        whens = [f"when {t} < e.first_exposure_at then 0"]
+        whens += [f"when {t} < e.first_exposure_at + interval {b} day then {i}"
+                  for i, b in enumerate(self.bounds, start=1)]
+        out.append(f"case {' '.join(whens)} else {len(self.bounds) + 1} end as bucket")
         if self.needs_day:
-            out.append(f"cast(s.{self.timestamp} as date) as d")
+            out.append(f"cast({t} as date) as d")
+        out += [f"{sql} as {alias}" for sql, alias in self.distinct.items()]
+        out += [f"{sql} as {alias}_value" for sql, alias in self.sums.items()]
         return out
 
+    # -- level 2 and 3: grouped rows, then one pivot per unit ----------------------------
+    def _groups(self, joined: str, keys: list[str], *, values: bool) -> str:
+        """Rows grouped by ``keys`` + mask + bucket (+ date) (+ distinct values)."""
+        cols = list(keys) + (["fmask"] if self.filters else []) + ["bucket"]
+        if self.needs_day and not values:
+            cols.append("d")
+        if values:
+            cols += list(self.distinct.values())
+        aggs = [] if values else ["count(*) as cnt"] + [f"sum({a}_value) as {a}" for a in self.sums.values()]
+        select = ", ".join([f"r.{c}" for c in cols] + aggs)
+        return f"select {select} from {joined} as r group by {', '.join(f'r.{c}' for c in cols)}"
+
     def condition(self, c: UnitColumn) -> str:
+        """The column's filter bit and window buckets, on grouped rows ``g``."""
         parts = []
         if c.filter:
-            parts.append(f"r.{self.filters[qualify(c.filter, 's')]}")
-        parts.append(f"r.{self.windows[_window_key(c)]}")
+            bit = 1 << self.filters[qualify(c.filter, "s")]
+            parts.append(f"(g.fmask & {bit}) <> 0")
+        if c.window == "pre":
+            parts.append("g.bucket = 0")
+        else:
+            lo = self.bounds.index(c.start_day) + 2 if c.start_day else 1
+            parts.append(f"g.bucket >= {lo}")
+            if c.end_day:
+                parts.append(f"g.bucket < {self.bounds.index(c.end_day) + 2}")
         return " and ".join(parts)
 
-    def aggregate(self, c: UnitColumn, *, per_day: bool = False) -> str:
-        """The column's aggregate; ``per_day``: its partial within one day (active day -> flag)."""
+    def _partial(self, c: UnitColumn, *, day_flag: bool) -> str:
+        """A column's aggregate over grouped rows; ``day_flag``: active days become a flag."""
         cond = self.condition(c)
-        agg = "flag" if per_day and c.agg == "distinct_days" else c.agg
-        if agg == "count":
-            return f"count(*) filter (where {cond})"
-        if agg == "flag":
+        if c.agg == "count":
+            return f"sum(g.cnt) filter (where {cond})"
+        if c.agg == "sum":
+            return f"sum(g.{self.sums[qualify(c.value, 's')]}) filter (where {cond})"
+        if c.agg == "flag" or (c.agg == "distinct_days" and day_flag):
             return f"max(1) filter (where {cond})"
-        value = f"r.{self.values[qualify(c.value, 's')]}" if c.value else None
-        if agg == "sum":
-            return f"sum({value}) filter (where {cond})"
-        if agg == "count_distinct":
-            return f"count(distinct {value}) filter (where {cond})"
-        if agg == "distinct_days":
-            return f"count(distinct r.d) filter (where {cond})"
+        if c.agg == "count_distinct":
+            return f"count(distinct g.{self.distinct[qualify(c.value, 's')]}) filter (where {cond})"
         raise CompileError(f"unknown aggregation '{c.agg}' in plan column {c.name}")
+
+    def pivot(self, joined: str, keys: list[str], columns: list[UnitColumn], *, per_day: bool = False) -> str:
+        """One row per ``keys`` with ``columns``, from the joined rows in ``joined``.
+
+        Active days never need COUNT(DISTINCT): rows are grouped per date first, each
+        column's day becomes a flag, and the flags are summed per unit.  ``per_day``: the
+        caller's keys include the date and it wants the per-day partials themselves.
+        """
+        plain = [c for c in columns if c.agg != "count_distinct"]
+        valued = [c for c in columns if c.agg == "count_distinct"]
+        key_list = ", ".join(f"g.{k}" for k in keys)
+        parts = []
+        if plain or not valued:
+            grouped = self._groups(joined, keys, values=False)
+            if self.needs_day and not per_day:
+                day_cols = ", ".join(f"{self._partial(c, day_flag=True)} as {c.name}" for c in plain)
+                daily = (f"select {key_list}, g.d{', ' + day_cols if day_cols else ''} "
+                         f"from ({grouped}) as g group by {key_list}, g.d")
+                roll = {"count": "sum", "sum": "sum", "flag": "max", "distinct_days": "sum"}
+                outer = ", ".join(f"{roll[c.agg]}(g.{c.name}) as {c.name}" for c in plain)
+                parts.append(f"select {key_list}{', ' + outer if outer else ''} from ({daily}) as g "
+                             f"group by {key_list}")
+            else:
+                cols = ", ".join(f"{self._partial(c, day_flag=per_day)} as {c.name}" for c in plain)
+                parts.append(f"select {key_list}{', ' + cols if cols else ''} from ({grouped}) as g "
+                             f"group by {key_list}")
+        if valued:
+            grouped = self._groups(joined, keys, values=True)
+            cols = ", ".join(f"{self._partial(c, day_flag=False)} as {c.name}" for c in valued)
+            parts.append(f"select {key_list}, {cols} from ({grouped}) as g group by {key_list}")
+        if len(parts) == 1:
+            return parts[0]
+        on = " and ".join(f"a.{k} = b.{k}" for k in keys)
+        names = [f"a.{k}" for k in keys] + [f"a.{c.name}" for c in plain] + [f"b.{c.name}" for c in valued]
+        # every key of the value pivot also has a row in the plain pivot (same joined rows)
+        return f"select {', '.join(names)} from ({parts[0]}) as a left join ({parts[1]}) as b on {on}"
