@@ -37,192 +37,125 @@ CREATE TABLE wn.__wn_stage_unit_metrics AS
 WITH __wn_scan__events AS (
   /* plan: one scan of source 'events' joined once to the exposures; 24 unit columns */
   /* windows: post = [first exposure + start_day, min(analysis end, first exposure + end_day)); pre = [first exposure - 14 days, first exposure) */
-  /* joined rows -> (unit, filter mask, window bucket[, date]) groups -> one pivot per unit (see sql/scan_shape.py) */
-  WITH joined AS (
-    SELECT
-      e.unit_id,
-      CASE WHEN s.event_name = 'visited_signup' THEN 1 ELSE 0 END + CASE WHEN s.event_name = 'session_start' THEN 2 ELSE 0 END + CASE WHEN s.event_name = 'signup_success' THEN 4 ELSE 0 END + CASE WHEN s.event_name = 'page_view' THEN 8 ELSE 0 END + CASE WHEN s.event_name = 'purchase' THEN 16 ELSE 0 END + CASE WHEN s.event_name = 'api_success' THEN 32 ELSE 0 END + CASE WHEN s.event_name = 'api_request' THEN 64 ELSE 0 END AS fmask,
-      CASE WHEN s.ts < e.first_exposure_at THEN 0 ELSE 1 END AS bucket,
-      CAST(s.ts AS DATE) AS d,
-      s.event_name AS dv0,
-      s.value AS s0_value
-    FROM wn.__wn_stage_exposures AS e
-    JOIN (
-      SELECT
-        *
-      FROM wn.stg_events
-    ) AS s
-      ON CAST(s.user_id AS VARCHAR) = e.unit_id
-    WHERE
-      s.ts >= CAST('2026-10-01 00:00:00' AS TIMESTAMPNTZ)
-      AND s.ts < CAST('2026-10-30 00:00:00' AS TIMESTAMPNTZ)
-      AND s.ts >= e.first_exposure_at - INTERVAL '14 DAY'
-  )
   SELECT
-    a.unit_id,
-    a.visited_signup,
-    a.visited_signup__pre,
-    a.dau,
-    a.dau__pre,
-    a.signups,
-    a.signups__pre,
-    a.pages_per_session__num,
-    a.pages_per_session__num__pre,
-    a.pages_per_session__den,
-    a.pages_per_session__den__pre,
-    a.avg_order_value,
-    a.avg_order_value__den,
-    a.avg_order_value__pre,
-    a.avg_order_value__pre_den,
-    a.active_days,
-    a.active_days__pre,
-    a.revenue,
-    a.revenue__pre,
-    a.api_success_rate__num,
-    a.api_success_rate__num__pre,
-    a.api_success_rate__den,
-    a.api_success_rate__den__pre,
-    b.event_types_used,
-    b.event_types_used__pre
-  FROM (
+    e.unit_id,
+    MAX(
+      IFF((
+        s.event_name = 'visited_signup'
+      ) AND s.ts >= e.first_exposure_at, 1, NULL)
+    ) AS visited_signup, /* metric visited_signup: flag, post window */
+    MAX(
+      IFF((
+        s.event_name = 'visited_signup'
+      ) AND s.ts < e.first_exposure_at, 1, NULL)
+    ) AS visited_signup__pre, /* metric visited_signup: flag, pre window */
+    COUNT(
+      DISTINCT IFF(
+        (
+          s.event_name = 'session_start'
+        ) AND s.ts >= e.first_exposure_at,
+        CAST(s.ts AS DATE),
+        NULL
+      )
+    ) AS dau, /* metric dau: distinct_days, post window */
+    COUNT(
+      DISTINCT IFF(
+        (
+          s.event_name = 'session_start'
+        ) AND s.ts < e.first_exposure_at,
+        CAST(s.ts AS DATE),
+        NULL
+      )
+    ) AS dau__pre, /* metric dau: distinct_days, pre window */
+    COUNT_IF((
+      s.event_name = 'signup_success'
+    ) AND s.ts >= e.first_exposure_at) AS signups, /* metric signups: count, post window */
+    COUNT_IF((
+      s.event_name = 'signup_success'
+    ) AND s.ts < e.first_exposure_at) AS signups__pre, /* metric signups: count, pre window */
+    COUNT_IF((
+      s.event_name = 'page_view'
+    ) AND s.ts >= e.first_exposure_at) AS pages_per_session__num, /* metric page_views: count, post window */
+    COUNT_IF((
+      s.event_name = 'page_view'
+    ) AND s.ts < e.first_exposure_at) AS pages_per_session__num__pre, /* metric page_views: count, pre window */
+    COUNT_IF((
+      s.event_name = 'session_start'
+    ) AND s.ts >= e.first_exposure_at) AS pages_per_session__den, /* metric sessions: count, post window */
+    COUNT_IF((
+      s.event_name = 'session_start'
+    ) AND s.ts < e.first_exposure_at) AS pages_per_session__den__pre, /* metric sessions: count, pre window */
+    SUM(
+      IFF((
+        s.event_name = 'purchase'
+      ) AND s.ts >= e.first_exposure_at, s.value, NULL)
+    ) AS avg_order_value, /* metric avg_order_value: sum, post window */
+    COUNT_IF((
+      s.event_name = 'purchase'
+    ) AND s.ts >= e.first_exposure_at) AS avg_order_value__den, /* metric avg_order_value: count, post window */
+    SUM(
+      IFF((
+        s.event_name = 'purchase'
+      ) AND s.ts < e.first_exposure_at, s.value, NULL)
+    ) AS avg_order_value__pre, /* metric avg_order_value: sum, pre window */
+    COUNT_IF((
+      s.event_name = 'purchase'
+    ) AND s.ts < e.first_exposure_at) AS avg_order_value__pre_den, /* metric avg_order_value: count, pre window */
+    COUNT(
+      DISTINCT IFF(
+        (
+          s.event_name = 'session_start'
+        ) AND s.ts >= e.first_exposure_at,
+        CAST(s.ts AS DATE),
+        NULL
+      )
+    ) AS active_days, /* metric active_days: distinct_days, post window */
+    COUNT(
+      DISTINCT IFF(
+        (
+          s.event_name = 'session_start'
+        ) AND s.ts < e.first_exposure_at,
+        CAST(s.ts AS DATE),
+        NULL
+      )
+    ) AS active_days__pre, /* metric active_days: distinct_days, pre window */
+    COUNT(DISTINCT IFF(s.ts >= e.first_exposure_at, s.event_name, NULL)) AS event_types_used, /* metric event_types_used: count_distinct, post window */
+    COUNT(DISTINCT IFF(s.ts < e.first_exposure_at, s.event_name, NULL)) AS event_types_used__pre, /* metric event_types_used: count_distinct, pre window */
+    SUM(
+      IFF((
+        s.event_name = 'purchase'
+      ) AND s.ts >= e.first_exposure_at, s.value, NULL)
+    ) AS revenue, /* metric revenue: sum, post window */
+    SUM(
+      IFF((
+        s.event_name = 'purchase'
+      ) AND s.ts < e.first_exposure_at, s.value, NULL)
+    ) AS revenue__pre, /* metric revenue: sum, pre window */
+    COUNT_IF((
+      s.event_name = 'api_success'
+    ) AND s.ts >= e.first_exposure_at) AS api_success_rate__num, /* metric api_successes: count, post window */
+    COUNT_IF((
+      s.event_name = 'api_success'
+    ) AND s.ts < e.first_exposure_at) AS api_success_rate__num__pre, /* metric api_successes: count, pre window */
+    COUNT_IF((
+      s.event_name = 'api_request'
+    ) AND s.ts >= e.first_exposure_at) AS api_success_rate__den, /* metric api_requests: count, post window */
+    COUNT_IF((
+      s.event_name = 'api_request'
+    ) AND s.ts < e.first_exposure_at) AS api_success_rate__den__pre /* metric api_requests: count, pre window */
+  FROM wn.__wn_stage_exposures AS e
+  JOIN (
     SELECT
-      g.unit_id,
-      MAX(g.visited_signup) AS visited_signup,
-      MAX(g.visited_signup__pre) AS visited_signup__pre,
-      SUM(g.dau) AS dau,
-      SUM(g.dau__pre) AS dau__pre,
-      SUM(g.signups) AS signups,
-      SUM(g.signups__pre) AS signups__pre,
-      SUM(g.pages_per_session__num) AS pages_per_session__num,
-      SUM(g.pages_per_session__num__pre) AS pages_per_session__num__pre,
-      SUM(g.pages_per_session__den) AS pages_per_session__den,
-      SUM(g.pages_per_session__den__pre) AS pages_per_session__den__pre,
-      SUM(g.avg_order_value) AS avg_order_value,
-      SUM(g.avg_order_value__den) AS avg_order_value__den,
-      SUM(g.avg_order_value__pre) AS avg_order_value__pre,
-      SUM(g.avg_order_value__pre_den) AS avg_order_value__pre_den,
-      SUM(g.active_days) AS active_days,
-      SUM(g.active_days__pre) AS active_days__pre,
-      SUM(g.revenue) AS revenue,
-      SUM(g.revenue__pre) AS revenue__pre,
-      SUM(g.api_success_rate__num) AS api_success_rate__num,
-      SUM(g.api_success_rate__num__pre) AS api_success_rate__num__pre,
-      SUM(g.api_success_rate__den) AS api_success_rate__den,
-      SUM(g.api_success_rate__den__pre) AS api_success_rate__den__pre
-    FROM (
-      SELECT
-        g.unit_id,
-        g.d,
-        MAX(IFF((
-          BITAND(g.fmask, 1)
-        ) <> 0 AND g.bucket >= 1, 1, NULL)) AS visited_signup,
-        MAX(IFF((
-          BITAND(g.fmask, 1)
-        ) <> 0 AND g.bucket = 0, 1, NULL)) AS visited_signup__pre,
-        MAX(IFF((
-          BITAND(g.fmask, 2)
-        ) <> 0 AND g.bucket >= 1, 1, NULL)) AS dau,
-        MAX(IFF((
-          BITAND(g.fmask, 2)
-        ) <> 0 AND g.bucket = 0, 1, NULL)) AS dau__pre,
-        SUM(IFF((
-          BITAND(g.fmask, 4)
-        ) <> 0 AND g.bucket >= 1, g.cnt, NULL)) AS signups,
-        SUM(IFF((
-          BITAND(g.fmask, 4)
-        ) <> 0 AND g.bucket = 0, g.cnt, NULL)) AS signups__pre,
-        SUM(IFF((
-          BITAND(g.fmask, 8)
-        ) <> 0 AND g.bucket >= 1, g.cnt, NULL)) AS pages_per_session__num,
-        SUM(IFF((
-          BITAND(g.fmask, 8)
-        ) <> 0 AND g.bucket = 0, g.cnt, NULL)) AS pages_per_session__num__pre,
-        SUM(IFF((
-          BITAND(g.fmask, 2)
-        ) <> 0 AND g.bucket >= 1, g.cnt, NULL)) AS pages_per_session__den,
-        SUM(IFF((
-          BITAND(g.fmask, 2)
-        ) <> 0 AND g.bucket = 0, g.cnt, NULL)) AS pages_per_session__den__pre,
-        SUM(IFF((
-          BITAND(g.fmask, 16)
-        ) <> 0 AND g.bucket >= 1, g.s0, NULL)) AS avg_order_value,
-        SUM(IFF((
-          BITAND(g.fmask, 16)
-        ) <> 0 AND g.bucket >= 1, g.cnt, NULL)) AS avg_order_value__den,
-        SUM(IFF((
-          BITAND(g.fmask, 16)
-        ) <> 0 AND g.bucket = 0, g.s0, NULL)) AS avg_order_value__pre,
-        SUM(IFF((
-          BITAND(g.fmask, 16)
-        ) <> 0 AND g.bucket = 0, g.cnt, NULL)) AS avg_order_value__pre_den,
-        MAX(IFF((
-          BITAND(g.fmask, 2)
-        ) <> 0 AND g.bucket >= 1, 1, NULL)) AS active_days,
-        MAX(IFF((
-          BITAND(g.fmask, 2)
-        ) <> 0 AND g.bucket = 0, 1, NULL)) AS active_days__pre,
-        SUM(IFF((
-          BITAND(g.fmask, 16)
-        ) <> 0 AND g.bucket >= 1, g.s0, NULL)) AS revenue,
-        SUM(IFF((
-          BITAND(g.fmask, 16)
-        ) <> 0 AND g.bucket = 0, g.s0, NULL)) AS revenue__pre,
-        SUM(IFF((
-          BITAND(g.fmask, 32)
-        ) <> 0 AND g.bucket >= 1, g.cnt, NULL)) AS api_success_rate__num,
-        SUM(IFF((
-          BITAND(g.fmask, 32)
-        ) <> 0 AND g.bucket = 0, g.cnt, NULL)) AS api_success_rate__num__pre,
-        SUM(IFF((
-          BITAND(g.fmask, 64)
-        ) <> 0 AND g.bucket >= 1, g.cnt, NULL)) AS api_success_rate__den,
-        SUM(IFF((
-          BITAND(g.fmask, 64)
-        ) <> 0 AND g.bucket = 0, g.cnt, NULL)) AS api_success_rate__den__pre
-      FROM (
-        SELECT
-          r.unit_id,
-          r.fmask,
-          r.bucket,
-          r.d,
-          COUNT(*) AS cnt,
-          SUM(s0_value) AS s0
-        FROM joined AS r
-        GROUP BY
-          r.unit_id,
-          r.fmask,
-          r.bucket,
-          r.d
-      ) AS g
-      GROUP BY
-        g.unit_id,
-        g.d
-    ) AS g
-    GROUP BY
-      g.unit_id
-  ) AS a
-  LEFT JOIN (
-    SELECT
-      g.unit_id,
-      COUNT(DISTINCT IFF(g.bucket >= 1, g.dv0, NULL)) AS event_types_used,
-      COUNT(DISTINCT IFF(g.bucket = 0, g.dv0, NULL)) AS event_types_used__pre
-    FROM (
-      SELECT
-        r.unit_id,
-        r.fmask,
-        r.bucket,
-        r.dv0
-      FROM joined AS r
-      GROUP BY
-        r.unit_id,
-        r.fmask,
-        r.bucket,
-        r.dv0
-    ) AS g
-    GROUP BY
-      g.unit_id
-  ) AS b
-    ON a.unit_id = b.unit_id
+      *
+    FROM wn.stg_events
+  ) AS s
+    ON CAST(s.user_id AS VARCHAR) = e.unit_id
+  WHERE
+    s.ts >= CAST('2026-10-01 00:00:00' AS TIMESTAMPNTZ)
+    AND s.ts < CAST('2026-10-30 00:00:00' AS TIMESTAMPNTZ)
+    AND s.ts >= e.first_exposure_at - INTERVAL '14 DAY'
+  GROUP BY
+    e.unit_id
 )
 /* plan: unit metrics of experiment 'button_color_v3': every exposed unit, one column per unit measure */
 /* units without source rows get 0; daily_participation divides active days by days in the window */

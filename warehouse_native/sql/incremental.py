@@ -21,13 +21,12 @@ import datetime as dt
 import hashlib
 import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from ..plan import AnalysisPlan, SourceScan, UnitColumn
 from .expressions import date, literal, qualify, ts
-from .render import (_ENV, CompiledPlan, Statement, _aggregates_select, _condition, _create, _finish, _parse,
-                     _post_days, _write, prefilter)
-from .scan_shape import ScanShape
+from .render import (_ENV, ARG_MIN_DIALECTS, CompiledPlan, Statement, _aggregate, _aggregates_select, _condition, _create,
+                     _finish, _parse, _post_days, _write, prefilter)
 
 _ROLLUP = {"count": "sum", "sum": "sum", "flag": "max", "distinct_days": "sum"}
 
@@ -115,6 +114,11 @@ class _Source:
     pre_table: str | None = None
 
 
+def _day_partial(c: UnitColumn, plan: AnalysisPlan, scan_ts: str) -> str:
+    """A column's aggregate within one day; an active day is a flag for that day."""
+    return _aggregate(replace(c, agg="flag") if c.agg == "distinct_days" else c, plan, scan_ts)
+
+
 def compile_incremental(plan: AnalysisPlan, spec: IncrementalSpec, *, dialect: str,
                         stage_prefix: str) -> CompiledPlan:
     """Statements of an incremental run, and the publish statements that update the state."""
@@ -136,7 +140,8 @@ def compile_incremental(plan: AnalysisPlan, spec: IncrementalSpec, *, dialect: s
 
     # -- exposures ---------------------------------------------------------------------
     new_exp_days = add("exposure_days", _ENV.get_template("incremental/exposure_days.sql.j2").render(
-        plan=plan, exposure=plan.exposure, literal=literal, ts=ts, since=since, since_ts=since_ts),
+        plan=plan, exposure=plan.exposure, literal=literal, ts=ts, since=since, since_ts=since_ts,
+        arg_min=dialect in ARG_MIN_DIALECTS),
         f"{stage_prefix}_exposure_days")
     old_exp = old("exposure_days")
     exposures = add("exposures", _ENV.get_template("incremental/exposures_rollup.sql.j2").render(
@@ -212,7 +217,7 @@ def _post_state(ctx: _Ctx, src: _Source, fill: set[str], base: str) -> None:
     def days(cols, lo, hi, step, relation):
         return ctx.add(step, tmpl.render(scan=scan, cols=cols, lo=lo, hi=hi, lo_ts=lo, hi_ts=hi, ts=ts,
                                          exposures=ctx.exposures, prefilter=prefilter(cols),
-                                         shape=ScanShape(list(cols), scan.timestamp)), relation)
+                                         partial=lambda c: _day_partial(c, plan, scan.timestamp)), relation)
 
     src.new_days = days(src.post_cols, spec.since_ts, plan.end, f"days__{scan.source}", f"{base}_days_new")
     old_days = ctx.old(key)
@@ -276,7 +281,7 @@ def _pre_state(ctx: _Ctx, src: _Source, fill: set[str], base: str) -> None:
         return ctx.add(step, tmpl.render(scan=scan, cols=cols, new_units=new_units, since=spec.since,
                                          since_ts=spec.since_ts, lo_ts=lo, hi_ts=hi, ts=ts, plan=plan,
                                          exposures=ctx.exposures, prefilter=prefilter(cols),
-                                         shape=ScanShape(list(cols), scan.timestamp)), relation)
+                                         aggregate=lambda c: _aggregate(c, plan, scan.timestamp)), relation)
 
     src.new_pre = pre(src.pre_cols, True, spec.since_ts - window, plan.end, f"pre__{scan.source}",
                       f"{base}_pre_new")
