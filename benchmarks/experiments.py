@@ -54,6 +54,9 @@ def main() -> None:
     p.add_argument("--scale", type=float, default=1.0)
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--label", default="acceptance")
+    p.add_argument("--x2", action="store_true", help="also time the three reference shapes at 32 metrics")
+    p.add_argument("--explain", type=Path, help="write EXPLAIN ANALYZE of wn's 32-metric unit_metrics select "
+                   "and of the bucketed reference into this folder")
     args = p.parse_args()
     cfg = D.demo_config(args.users, args.days, args.scale)
     win = Q.window_of(cfg, D.as_of(cfg))
@@ -84,10 +87,25 @@ def main() -> None:
 
     # X2: scan shapes, 32 metrics, 1 dimension
     metrics = D.metric_set(32)
-    for shape in ("plain", "coded", "bucketed"):
+    for shape in (("plain", "coded", "bucketed") if args.x2 else ()):
         w, c = timed(con, Q.reference_sql(metrics, win, True, shape=shape), args.repeats)
         rows.append({"experiment": f"X2 32 metrics, 1 dim: reference, {shape} shape", "wall_s": w, "cpu_s": c,
                      "note": ""})
+    if args.explain:
+        args.explain.mkdir(parents=True, exist_ok=True)
+        root32 = D.write_project(Path(tempfile.mkdtemp()) / "p32", args.db, 32, True, cfg)
+        _plan, comp32 = compile_experiment(load_project(root32), D.EXPERIMENT_NAME, as_of=D.as_of(cfg),
+                                           schema="wn", dialect="duckdb", strategy="auto",
+                                           stage_prefix="wn.__x3")
+        by_step = {s.step: s.sql for s in comp32.statements}
+        con.execute(by_step["exposures"])
+        um = by_step["unit_metrics"]
+        um_select = um[um.index(" AS\n") + 4:]
+        for name, sql in (("wn_unit_metrics_32_1", um_select),
+                          ("ref_bucketed_32_1", Q.reference_sql(metrics, win, True, shape="bucketed"))):
+            plan = con.execute("EXPLAIN ANALYZE " + sql).fetchall()[0][1]
+            (args.explain / f"{name}.txt").write_text(sql + "\n\n" + plan)
+        con.execute("DROP TABLE IF EXISTS wn.__x3_exposures")
     con.close()
     print("| experiment | median wall s | median CPU s | note |\n|---|---:|---:|---|")
     for r in rows:

@@ -45,6 +45,28 @@ def test_cte_temp_and_auto_give_identical_scorecards(project_and_target):
         assert {r["status"] for r in runs} == {"success"}
 
 
+def test_grouped_scan_shape_gives_the_same_numbers(project_and_target, monkeypatch):
+    """The grouped-then-pivoted scan (chosen for sources with many columns) equals the plain one."""
+    from warehouse_native.sql import render
+
+    project, target = project_and_target
+    with connect(target) as adapter:
+        plain = run_experiment(project, target, adapter, "button_color_v3", as_of=AS_OF)
+        monkeypatch.setattr(render, "GROUPED_SCAN_MIN_COLUMNS", 1)
+        grouped = run_experiment(project, target, adapter, "button_color_v3", as_of=AS_OF)
+        a, b = _scorecard(adapter, plain.run_id), _scorecard(adapter, grouped.run_id)
+    assert [s.choice for s in plain.steps if s.choice] == ["inline, plain scan"]
+    assert [s.choice for s in grouped.steps if s.choice] == ["inline, grouped scan"]
+    assert a.keys() == b.keys() and len(a) > 100
+    for key, row in a.items():
+        for col in NUMBERS:
+            x, y = row[col], b[key][col]
+            if isinstance(x, float):
+                assert y == pytest.approx(x, rel=1e-9, abs=1e-12), (key, col)
+            else:
+                assert x == y, (key, col)
+
+
 @pytest.mark.parametrize("fault", ["exposures", "unit_metrics", "aggregates", "publish"])
 def test_failed_run_leaves_previous_results_intact(project_and_target, fault):
     project, target = project_and_target
@@ -101,7 +123,7 @@ def test_run_results_json_records_steps(project_and_target, demo_project):
     steps = {s["step"]: s for s in data["results"][0]["steps"]}
     assert steps["exposures"]["rows"] == units
     assert steps["unit_metrics"]["rows"] == units
-    assert steps["scan__events"]["choice"] == "temp"
+    assert steps["scan__events"]["choice"] == "temp, plain scan"
     assert {"exposures", "scan__events", "unit_metrics", "aggregates", "statistics", "publish"} <= set(steps)
     assert json.loads(steps_json)[0]["step"] == "model:stg_events"
     compiled = sorted(p.name for p in (demo_project / "target" / "compiled" / "button_color_v3" / "duckdb").glob("*.sql"))

@@ -141,6 +141,9 @@ def run_experiment(project: Project, target: Target, adapter: Adapter, experimen
                 aggregates = step
             if fault == stmt.step:
                 raise WarehouseError(f"fault injected after step {stmt.step}", step=stmt.step)
+        for name, choice in compiled.choices.items():
+            if choice.startswith("inline"):   # no statement of its own: record the decision
+                result.steps.append(StepResult(name, "inline", 0.0, choice=choice))
         counts = adapter.fetch(
             f"select variant, count(*) as units from {stage}_exposures group by variant order by variant")
         say("computing statistics")

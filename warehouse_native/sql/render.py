@@ -29,6 +29,7 @@ from sqlglot.errors import SqlglotError
 from ..errors import CompileError
 from ..plan import AnalysisPlan, MetricPlan, UnitColumn
 from .expressions import date, literal, qualify, ts
+from .scan_shape import ScanShape
 
 Strategy = Literal["cte", "temp", "auto"]
 STRATEGIES = ("cte", "temp", "auto")
@@ -169,7 +170,22 @@ def _exposures_select(plan: AnalysisPlan, dialect: str = "duckdb") -> str:
         plan=plan, exposure=plan.exposure, literal=literal, ts=ts, arg_min=dialect in ARG_MIN_DIALECTS)
 
 
+# Above this many unit columns a scan first groups its rows by unit x filter mask x window
+# bucket and then pivots (sql/scan_shape.py); below it one GROUP BY with a FILTER per column
+# is faster.  Measured in DuckDB at 1M units: plain wins at 8 metrics (~14 columns), grouped
+# at 32 (~60 columns); see benchmarks/RESULTS.md.
+GROUPED_SCAN_MIN_COLUMNS = 32
+
+
+def scan_shape(scan) -> str:
+    return "grouped" if len(scan.columns) >= GROUPED_SCAN_MIN_COLUMNS else "plain"
+
+
 def _scan_select(plan: AnalysisPlan, scan, rel: dict[str, str]) -> str:
+    if scan_shape(scan) == "grouped":
+        return _ENV.get_template("source_scan_grouped.sql.j2").render(
+            plan=plan, scan=scan, rel=rel, ts=ts, prefilter=prefilter(scan.columns),
+            shape=ScanShape(list(scan.columns), scan.timestamp))
     return _ENV.get_template("source_scan.sql.j2").render(
         plan=plan, scan=scan, rel=rel, ts=ts, prefilter=prefilter(scan.columns),
         aggregate=lambda c: _aggregate(c, plan, scan.timestamp))
@@ -260,6 +276,7 @@ def compile_plan(plan: AnalysisPlan, *, dialect: str = "duckdb", strategy: str =
         choices = {n: ("temp" if readers[n] > 1 else "inline") for n in intermediates}
     else:
         choices = {n: ("inline" if strategy == "cte" else "temp") for n in intermediates}
+    shapes = {scan.step_name: scan_shape(scan) for scan in plan.scans}
 
     stmts: list[Statement] = []
     exposures = _parse(_exposures_select(plan, dialect), "exposures")
@@ -278,7 +295,8 @@ def compile_plan(plan: AnalysisPlan, *, dialect: str = "duckdb", strategy: str =
     for name, choice in choices.items():
         if choice == "temp":
             stmts.append(Statement(name, "drop", f"DROP TABLE IF EXISTS {rel[name]}", rel[name]))
-    return CompiledPlan(plan.experiment, dialect, strategy, tuple(stmts), choices,
+    return CompiledPlan(plan.experiment, dialect, strategy, tuple(stmts),
+                        {n: f"{c}, {shapes[n]} scan" for n, c in choices.items()},
                         {m.name: i for i, m in enumerate(plan.metrics)})
 
 
