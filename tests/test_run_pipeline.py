@@ -128,3 +128,18 @@ def test_run_results_json_records_steps(project_and_target, demo_project):
     assert json.loads(steps_json)[0]["step"] == "model:stg_events"
     compiled = sorted(p.name for p in (demo_project / "target" / "compiled" / "button_color_v3" / "duckdb").glob("*.sql"))
     assert compiled[0] == "01_model_stg_events.sql" and any("scan__events" in c for c in compiled)
+
+
+def test_null_variant_rows_are_unknown_not_multi_exposed(project_and_target):
+    project, target = project_and_target
+    with connect(target) as adapter:
+        adapter.execute("""insert into raw.exposures
+            select 'ghost_' || cast(i as varchar), 'd', 'button_color_v3', null,
+                   timestamp '2026-10-20 10:00:00', 'US', 'web' from range(7) as t(i)""")
+        result = run_experiment(project, target, adapter, "button_color_v3", as_of=AS_OF)
+        ghosts = adapter.fetch("select distinct variant from wn.exposures where unit_id like 'ghost_%'")
+        health = {h["check_name"]: h for h in adapter.fetch(
+            "select * from wn.health_checks where run_id = ?", [result.run_id])}
+    assert ghosts == [{"variant": "(null)"}]
+    assert health["unknown_variant"]["statistic"] == 7 and health["unknown_variant"]["status"] == "warn"
+    assert "(null)" in health["unknown_variant"]["detail"]
