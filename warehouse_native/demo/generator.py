@@ -352,7 +352,7 @@ def _block(cfg: DemoConfig, users: _Users, u0: int, u1: int, start_us: int) -> t
 
     # Order the block's events by day (stable radix sort on a small int), keep compact columns.
     sess = np.concatenate(out_sess)
-    del out_sess
+    out_sess.clear()  # free the parts; emit() keeps a reference to the list
     e_day = s_day.astype(np.int16)[sess]
     order = np.argsort(e_day, kind="stable")
     events = dict(
