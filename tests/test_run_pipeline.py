@@ -143,3 +143,18 @@ def test_null_variant_rows_are_unknown_not_multi_exposed(project_and_target):
     assert ghosts == [{"variant": "(null)"}]
     assert health["unknown_variant"]["statistic"] == 7 and health["unknown_variant"]["status"] == "warn"
     assert "(null)" in health["unknown_variant"]["detail"]
+
+
+@pytest.mark.parametrize("mode", ["stateless", "incremental"])
+def test_dimension_comes_from_the_first_exposure_row_even_when_null(project_and_target, mode):
+    project, target = project_and_target
+    with connect(target) as adapter:
+        adapter.execute("""insert into raw.exposures values
+            ('nully', 'd', 'button_color_v3', 'red', timestamp '2026-10-20 10:00:00', null, 'web'),
+            ('nully', 'd', 'button_color_v3', 'red', timestamp '2026-10-21 10:00:00', 'US', 'web'),
+            ('latey', 'd', 'button_color_v3', 'red', timestamp '2026-10-21 09:00:00', 'FR', 'web'),
+            ('latey', 'd', 'button_color_v3', 'red', timestamp '2026-10-20 09:00:00', 'DE', 'web')""")
+        run_experiment(project, target, adapter, "button_color_v3", as_of=AS_OF, mode=mode)
+        rows = adapter.fetch("select unit_id, country from wn.exposures where unit_id in ('nully', 'latey') "
+                             "order by unit_id")
+    assert rows == [{"unit_id": "latey", "country": "DE"}, {"unit_id": "nully", "country": None}]

@@ -22,7 +22,7 @@ SELECT
   CASE WHEN MIN(variant) = MAX(variant) THEN MIN(variant) ELSE '__multiple__' END AS variant,
   MIN(exposed_at) AS first_exposure_at,
   COUNT(*) AS exposure_count,
-  ARG_MIN(CAST(country AS TEXT), (exposed_at, variant)) AS country
+  ARG_MIN_NULL(CAST(country AS TEXT), (exposed_at, variant)) AS country
 FROM assignments
 GROUP BY
   unit_id;

@@ -145,7 +145,8 @@ def compile_incremental(plan: AnalysisPlan, spec: IncrementalSpec, *, dialect: s
         f"{stage_prefix}_exposure_days")
     old_exp = old("exposure_days")
     exposures = add("exposures", _ENV.get_template("incremental/exposures_rollup.sql.j2").render(
-        plan=plan, literal=literal, date=date, since=since, old=old_exp, new=new_exp_days),
+        plan=plan, literal=literal, date=date, since=since, old=old_exp, new=new_exp_days,
+        arg_min=dialect in ARG_MIN_DIALECTS),
         f"{stage_prefix}_exposures")
     if old_exp:
         publish.append(f"DELETE FROM {old_exp} WHERE day >= {_date_sql(since)}")
