@@ -18,6 +18,7 @@ from .plan import POWER_VARIANT, build_power_plan
 from .project import Project
 from .results import moments_of
 from .sql import compile_plan
+from .sql.models import model_views
 from .stats.arm import estimate_arm
 from .warehouse import Adapter
 
@@ -51,8 +52,8 @@ def measure_population(project: Project, adapter: Adapter, metric: str, *, unit:
     stage = f"{schema}.__wn_power"
     compiled = compile_plan(plan, dialect=adapter.dialect, strategy="cte", stage_prefix=stage)
     adapter.ensure_schema(schema)
-    for name, sql in plan.models:
-        adapter.execute(adapter.sql(f"CREATE OR REPLACE VIEW {schema}.{name} AS {sql}"))
+    for _, sql in model_views(plan, adapter.dialect, schema):
+        adapter.execute(sql)
     created: list[str] = []
     try:
         rows = []

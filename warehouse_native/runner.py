@@ -25,6 +25,7 @@ from .project import Project, Target
 from .results import RunOutputs, build_outputs
 from .sql import CompiledPlan, Statement, compile_plan
 from .sql.incremental import compile_incremental
+from .sql.models import model_views
 from .sql.render import header
 from . import incremental
 from .warehouse import Adapter, as_warehouse_error, unit_metrics_table
@@ -79,17 +80,11 @@ def compile_experiment(project: Project, experiment: str, *, as_of: dt.date, sch
 
 
 def compiled_files(plan: AnalysisPlan, compiled: CompiledPlan, models: list[tuple[str, str]]) -> list[tuple[str, str]]:
-    now = dt.datetime.now(dt.timezone.utc)
     files = [(f"model_{name}", f"-- wn model {name} (materialised as a view)\n{sql}") for name, sql in models]
     for stmt in compiled.statements:
         files.append((stmt.step if stmt.action != "drop" else f"drop_{stmt.step}",
-                      header(plan, compiled, stmt, now) + stmt.sql))
+                      header(plan, compiled, stmt) + stmt.sql))
     return files
-
-
-def model_statements(plan: AnalysisPlan, adapter: Adapter, schema: str) -> list[tuple[str, str]]:
-    return [(name, adapter.sql(f"CREATE OR REPLACE VIEW {schema}.{name} AS {sql}"))
-            for name, sql in plan.models]
 
 
 def run_experiment(project: Project, target: Target, adapter: Adapter, experiment: str, *,
@@ -125,7 +120,7 @@ def run_experiment(project: Project, target: Target, adapter: Adapter, experimen
                                                    lookback_days=lookback_days)
             compiled = compile_incremental(plan, spec, dialect=adapter.dialect, stage_prefix=stage)
             say(result.note)
-        models = model_statements(plan, adapter, schema)
+        models = model_views(plan, adapter.dialect, schema)
         if target_dir is not None:
             paths = write_compiled(target_dir, experiment, adapter.dialect,
                                    compiled_files(plan, compiled, models))

@@ -8,19 +8,9 @@ from ..artifacts import write_compiled
 from ..errors import ProjectError
 from ..runner import compile_experiment, compiled_files
 from ..sql import DIALECTS
+from ..sql.models import model_views
 from .console import console
 from .flags import Flags, common_flags, experiment_option, strategy_option
-
-
-def _model_sql(plan, dialect: str, schema: str) -> list[tuple[str, str]]:
-    import sqlglot
-
-    out = []
-    for name, sql in plan.models:
-        text = f"CREATE OR REPLACE VIEW {schema}.{name} AS {sql}"
-        out.append((name, text if dialect == "duckdb" else
-                    sqlglot.transpile(text, read="duckdb", write=dialect, pretty=True)[0]))
-    return out
 
 
 @click.command("compile")
@@ -48,7 +38,7 @@ def command(flags: Flags, experiments: tuple[str, ...], dialect: str | None, str
         for d in dialects:
             plan, compiled = compile_experiment(project, name, as_of=flags.as_of, schema=schema,
                                                 dialect=d, strategy=strategy)
-            paths = write_compiled(flags.target_dir, name, d, compiled_files(plan, compiled, _model_sql(plan, d, schema)))
+            paths = write_compiled(flags.target_dir, name, d, compiled_files(plan, compiled, model_views(plan, d, schema)))
             rel = paths[0].parent.relative_to(flags.project_dir) if paths else ""
             console.print(f"[green]compiled[/green] {name} for {d} ({strategy}): "
                           f"{len(paths)} files in {rel}")

@@ -184,8 +184,7 @@ def compile_incremental(plan: AnalysisPlan, spec: IncrementalSpec, *, dialect: s
     rel = {"unit_metrics": unit_metrics}
     aggregates = _parse(_aggregates_select(plan, rel), "aggregates")
     stmts.append(Statement("aggregates", "query", _write(aggregates, dialect, "aggregates")))
-    return CompiledPlan(plan.experiment, dialect, "incremental", tuple(stmts), {},
-                        {m.name: i for i, m in enumerate(plan.metrics)}, tuple(publish))
+    return CompiledPlan(plan.experiment, dialect, "incremental", tuple(stmts), {}, tuple(publish))
 
 
 def _date_sql(day: dt.date) -> str:

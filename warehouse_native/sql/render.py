@@ -16,7 +16,6 @@ intermediate only when more than one later step reads it.
 
 from __future__ import annotations
 
-import datetime as dt
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -59,7 +58,6 @@ class CompiledPlan:
     strategy: str
     statements: tuple[Statement, ...]
     choices: dict[str, str] = field(default_factory=dict)   # intermediate -> 'inline' | 'temp'
-    metric_columns: dict[str, int] = field(default_factory=dict)  # metric -> index in aggregates
     publish: tuple[str, ...] = ()   # extra statements for the publish transaction (incremental state)
 
 
@@ -296,8 +294,7 @@ def compile_plan(plan: AnalysisPlan, *, dialect: str = "duckdb", strategy: str =
         if choice == "temp":
             stmts.append(Statement(name, "drop", f"DROP TABLE IF EXISTS {rel[name]}", rel[name]))
     return CompiledPlan(plan.experiment, dialect, strategy, tuple(stmts),
-                        {n: f"{c}, {shapes[n]} scan" for n, c in choices.items()},
-                        {m.name: i for i, m in enumerate(plan.metrics)})
+                        {n: f"{c}, {shapes[n]} scan" for n, c in choices.items()})
 
 
 def _create(step: str, relation: str, select: exp.Expression, dialect: str, *, temp: bool) -> Statement:
@@ -308,7 +305,7 @@ def _create(step: str, relation: str, select: exp.Expression, dialect: str, *, t
                      relation)
 
 
-def header(plan: AnalysisPlan, compiled: CompiledPlan, stmt: Statement, generated_at: dt.datetime) -> str:
+def header(plan: AnalysisPlan, compiled: CompiledPlan, stmt: Statement) -> str:
     """Comment block written above each compiled SQL file."""
     return (f"-- wn compiled SQL | experiment {plan.experiment} | step {stmt.step} ({stmt.action})\n"
             f"-- dialect {compiled.dialect} | strategy {compiled.strategy} | plan {plan.fingerprint()}"
