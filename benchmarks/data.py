@@ -65,7 +65,10 @@ class DataInfo:
 
 
 def demo_config(users: int, days: int = 28, scale: float = 1.0, seed: int = 7) -> DemoConfig:
-    return DemoConfig(users=users, days=days, seed=seed, events_per_user_day=scale)
+    """The experiment runs from day 15 to the last day of data, so 28 days of data hold a
+    14-day experiment and 42 days a 28-day one (the day-by-day data is the demo's)."""
+    return DemoConfig(users=users, days=days, seed=seed, events_per_user_day=scale,
+                      experiment_days=max(days - S.EXPERIMENT_OFFSET_DAYS, 1))
 
 
 def write_raw_tables(path: str | Path, users: int, days: int = 28, scale: float = 1.0,

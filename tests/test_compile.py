@@ -67,8 +67,8 @@ def test_one_scan_per_source_joined_once_to_exposures(plan):
 def test_strategies_differ_only_in_materialisation(plan):
     cte = compile_plan(plan, dialect="duckdb", strategy="cte")
     temp = compile_plan(plan, dialect="duckdb", strategy="temp")
-    assert [s.action for s in cte.statements] == ["create_table", "create_table", "query"]
-    assert [s.action for s in temp.statements] == ["create_table", "create_temp", "create_table", "query", "drop"]
+    assert [s.action for s in cte.statements] == ["create_temp", "create_table", "query"]
+    assert [s.action for s in temp.statements] == ["create_temp", "create_temp", "create_table", "query", "drop"]
     assert cte.choices == {"scan__events": "inline, plain scan"}
     assert temp.choices == {"scan__events": "temp, plain scan"}
 

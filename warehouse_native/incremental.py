@@ -2,10 +2,13 @@
 
 The state's bookkeeping row lives in ``<schema>.incremental_state`` (one per experiment):
 the state key (exposure definition, start, unit, dimensions, CUPED window, variants), the
-last processed day, and a hash per unit column.  A run reprocesses from
-``last processed day + 1 - lookback`` and backfills only columns whose hash changed; it
-rebuilds everything when the key changed, ``--full-refresh`` is given, the state is
-missing, or ``--as-of`` went back before the last processed day.
+last processed day, the day the per-unit bases are sealed before, and a hash per unit
+column.  A run reprocesses from ``last processed day + 1 - lookback`` and backfills only
+columns whose hash changed; it rebuilds everything when the key changed, ``--full-refresh``
+is given, the state is missing, or ``--as-of`` went back before the last processed day.
+It re-seals the bases (see :mod:`warehouse_native.sql.incremental`) at the next run's first
+reprocessed day when they are missing or unusable (a longer lookback than when they were
+sealed), after a backfill, or when ``RESEAL_DAYS`` kept days have piled up after the seal.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import json
 from typing import Any
 
 from .plan import AnalysisPlan
-from .sql.incremental import IncrementalSpec, column_hashes, state_key, state_tables
+from .sql.incremental import RESEAL_DAYS, IncrementalSpec, column_hashes, state_key, state_tables
 from .warehouse import Adapter
 
 STATE_TABLE = "incremental_state"
@@ -31,9 +34,11 @@ def decide(adapter: Adapter, schema: str, plan: AnalysisPlan, *, full_refresh: b
     tables = state_tables(schema, plan.experiment, [s.source for s in plan.scans])
     present = {k: bool(adapter.table_columns(*v.split(".", 1))) for k, v in tables.items()}
     start = plan.start.date()
+    # the next daily run reprocesses from here: seal the bases there when this run re-seals
+    seal_at = max(start, last_day(plan) + dt.timedelta(days=1) - dt.timedelta(days=lookback_days))
 
     def rebuild(reason: str) -> tuple[IncrementalSpec, str]:
-        return IncrementalSpec(since=start, exists=False, tables=tables, present=present), reason
+        return IncrementalSpec(since=start, exists=False, tables=tables, present=present, seal_at=seal_at), reason
 
     if full_refresh:
         return rebuild("full refresh requested")
@@ -58,13 +63,24 @@ def decide(adapter: Adapter, schema: str, plan: AnalysisPlan, *, full_refresh: b
         changed = tuple(name for name, h in hashes.items() if old.get(name) != h)
         if changed:
             fill[source] = changed
-    spec = IncrementalSpec(since=since, exists=True, tables=tables, present=present, fill=fill)
+    sealed = dt.date.fromisoformat(row["sealed_before"]) if row.get("sealed_before") else None
+    bases = ["exposure_base"] + [f"base:{s.source}" for s in plan.scans
+                                 if any(c.window == "post" and c.agg != "count_distinct" for c in s.columns)]
+    if sealed and (sealed > since or not all(present.get(b) for b in bases)):
+        sealed = None   # the base holds days this run reprocesses (a longer lookback), or is gone
+    reseal = (sealed is None or bool(fill) or (since - sealed).days >= RESEAL_DAYS)
+    spec = IncrementalSpec(since=since, exists=True, tables=tables, present=present, fill=fill,
+                           sealed_before=sealed, seal_at=seal_at if reseal else None)
     note = f"reprocessing from {since} (last processed {through}, lookback {lookback_days} days)"
     if fill:
         note += "; backfilling " + ", ".join(f"{s}: {', '.join(c)}" for s, c in fill.items())
+    if reseal:
+        note += f"; sealing the per-unit bases before {seal_at}"
     return spec, note
 
 
-def state_row(plan: AnalysisPlan, run_id: str) -> list[Any]:
+def state_row(plan: AnalysisPlan, run_id: str, spec: IncrementalSpec) -> list[Any]:
+    sealed = spec.sealed_after
     return [plan.experiment, state_key(plan), last_day(plan).isoformat(),
-            json.dumps(column_hashes(plan), sort_keys=True), run_id, dt.datetime.now()]
+            json.dumps(column_hashes(plan), sort_keys=True), run_id, dt.datetime.now(),
+            sealed.isoformat() if sealed else None]

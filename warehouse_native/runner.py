@@ -109,6 +109,7 @@ def run_experiment(project: Project, target: Target, adapter: Adapter, experimen
                        started, mode=mode)
     stage_relations: list[str] = []
     sql_dir: Path | None = None
+    spec = None
     try:
         plan = build_plan(project, project.experiment(experiment), as_of=as_of, schema=schema)
         result.plan = plan
@@ -140,7 +141,7 @@ def run_experiment(project: Project, target: Target, adapter: Adapter, experimen
             if choice.startswith("inline"):   # no statement of its own: record the decision
                 result.steps.append(StepResult(name, "inline", 0.0, choice=choice))
         counts = adapter.fetch(
-            f"select variant, count(*) as units from {stage}_exposures group by variant order by variant")
+            f"select variant, count(*) as units from {compiled.relations['exposures']} group by variant order by variant")
         say("computing statistics")
         t0 = time.perf_counter()
         outputs = build_outputs(plan, aggregates, {r["variant"]: int(r["units"]) for r in counts},
@@ -150,7 +151,7 @@ def run_experiment(project: Project, target: Target, adapter: Adapter, experimen
         result.outputs = outputs
         say("publishing results")
         t0 = time.perf_counter()
-        _publish(adapter, schema, plan, result, stage, target, as_of, compiled, fault=fault)
+        _publish(adapter, schema, plan, result, stage, target, as_of, compiled, spec, fault=fault)
         result.steps.append(StepResult("publish", "transaction", time.perf_counter() - t0))
         result.status = "success"
     except WnError as exc:
@@ -213,7 +214,8 @@ def _execute(adapter: Adapter, stmt: Statement, result: RunResult, say: Progress
 
 
 def _publish(adapter: Adapter, schema: str, plan: AnalysisPlan, result: RunResult, stage: str,
-             target: Target, as_of: dt.date, compiled: CompiledPlan, *, fault: str | None) -> None:
+             target: Target, as_of: dt.date, compiled: CompiledPlan, spec: incremental.IncrementalSpec | None,
+             *, fault: str | None) -> None:
     """Swap staged results in, in one transaction."""
     outputs = result.outputs
     assert outputs is not None
@@ -226,9 +228,9 @@ def _publish(adapter: Adapter, schema: str, plan: AnalysisPlan, result: RunResul
         adapter.execute(f"DELETE FROM {schema}.exposures WHERE experiment = {adapter.placeholder}",
                         [plan.experiment])
         cols = ", ".join(exposure_cols)
-        adapter.execute(f"INSERT INTO {schema}.exposures ({cols}) SELECT {cols} FROM {stage}_exposures")
+        adapter.execute(f"INSERT INTO {schema}.exposures ({cols}) SELECT {cols} FROM {compiled.relations['exposures']}")
         adapter.execute(f"DROP TABLE IF EXISTS {schema}.{unit_table}")
-        adapter.execute(f"ALTER TABLE {stage}_unit_metrics RENAME TO {unit_table}")
+        adapter.execute(f"ALTER TABLE {compiled.relations['unit_metrics']} RENAME TO {unit_table}")
         adapter.insert_rows(f"{schema}.metric_aggregates", TABLES["metric_aggregates"], outputs.metric_aggregates)
         if result.mode != "stateless":
             for sql in compiled.publish:
@@ -236,7 +238,7 @@ def _publish(adapter: Adapter, schema: str, plan: AnalysisPlan, result: RunResul
             adapter.execute(f"DELETE FROM {schema}.{incremental.STATE_TABLE} WHERE experiment = {adapter.placeholder}",
                             [plan.experiment])
             adapter.insert_rows(f"{schema}.{incremental.STATE_TABLE}", TABLES["incremental_state"],
-                                [incremental.state_row(plan, result.run_id)])
+                                [incremental.state_row(plan, result.run_id, spec)])
         if fault == "publish":
             raise WarehouseError("fault injected during publish", step="publish")
         adapter.insert_rows(f"{schema}.scorecard", TABLES["scorecard"], outputs.scorecard)

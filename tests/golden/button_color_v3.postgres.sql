@@ -1,5 +1,5 @@
--- step exposures (create_table)
-CREATE TABLE wn.__wn_stage_exposures AS
+-- step exposures (create_temp)
+CREATE TEMPORARY TABLE __wn_stage_exposures AS
 /* plan: exposures of experiment 'button_color_v3' (unit user_id) from source 'exposures' */
 /* one row per unit: variant ('__multiple__' when seen in two), first exposure, dimensions at first exposure */
 WITH assignments AS (
@@ -131,7 +131,7 @@ WITH __wn_scan__events AS (
       (
         s.event_name = 'api_request'
       ) AND s.ts < e.first_exposure_at) AS api_success_rate__den__pre /* metric api_requests: count, pre window */
-  FROM wn.__wn_stage_exposures AS e
+  FROM __wn_stage_exposures AS e
   JOIN (
     SELECT
       *
@@ -193,7 +193,7 @@ SELECT
   CAST(COALESCE(s0.api_success_rate__num__pre, 0) AS DOUBLE PRECISION) AS api_success_rate__num__pre,
   CAST(COALESCE(s0.api_success_rate__den, 0) AS DOUBLE PRECISION) AS api_success_rate__den,
   CAST(COALESCE(s0.api_success_rate__den__pre, 0) AS DOUBLE PRECISION) AS api_success_rate__den__pre
-FROM wn.__wn_stage_exposures AS e
+FROM __wn_stage_exposures AS e
 LEFT JOIN __wn_scan__events AS s0
   ON s0.unit_id = e.unit_id;
 

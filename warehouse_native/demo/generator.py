@@ -55,6 +55,8 @@ class DemoConfig:
     ``events_per_user_day``: scale factor for activity (sessions and so every event type);
     1.0 gives about 1.4 events per user and day (0.79M events for the defaults). For
     benchmarks: 1M users x 28 days is about 40M events at 1.0, 20M at 0.5.
+    ``experiment_days``: length of the button-colour experiment (inclusive of its last,
+    data-less day); the benchmarks lengthen it to time daily runs over a long history.
     """
 
     users: int = 20_000
@@ -62,6 +64,7 @@ class DemoConfig:
     seed: int = 7
     start: date = date(2026, 10, 1)
     events_per_user_day: float = 1.0
+    experiment_days: int = S.EXPERIMENT_LENGTH_DAYS
 
     def __post_init__(self) -> None:
         def _int(name: str, lo: int, hi: int) -> None:
@@ -73,6 +76,7 @@ class DemoConfig:
 
         _int("users", 100, 50_000_000)
         _int("days", 2, 3_660)
+        _int("experiment_days", 1, 3_660)
         _int("seed", 0, 2**63 - 1)
         if isinstance(self.start, datetime) or not isinstance(self.start, date):
             raise ValueError(
@@ -99,7 +103,7 @@ class DemoConfig:
 
     @property
     def experiment_end(self) -> date:
-        return self.experiment_start + timedelta(days=S.EXPERIMENT_LENGTH_DAYS - 1)
+        return self.experiment_start + timedelta(days=self.experiment_days - 1)
 
     @property
     def gate_start(self) -> date:
@@ -237,7 +241,7 @@ def _block(cfg: DemoConfig, users: _Users, u0: int, u1: int, start_us: int) -> t
 
     # --- exposures --------------------------------------------------------------------------
     exp_first = min(S.EXPERIMENT_OFFSET_DAYS, days - 1)
-    exp_last = min(exp_first + S.EXPERIMENT_LENGTH_DAYS - 1, days - 1)
+    exp_last = min(exp_first + cfg.experiment_days - 1, days - 1)
     gate_first = min(S.GATE_OFFSET_DAYS, days - 1)
     gate_last = min(gate_first + S.GATE_LENGTH_DAYS - 1, days - 1)
     variant = users.variant[u0:u1]

@@ -1,18 +1,23 @@
-"""Render an incremental run: per-unit-per-day state in the warehouse, reprocess recent days only.
+"""Render an incremental run: per-unit state in the warehouse, reprocess recent days only.
 
 State kept per experiment (names from :func:`state_tables`):
 
 * ``exposure_days``: per unit and day of the assignment log (rows, first time, variants, dims);
+* ``exposure_base``: per unit, the roll-up of ``exposure_days`` before the *sealed* day;
 * ``days__<source>``: per unit and day, post-window partial aggregates of every column;
+* ``base__<source>``: per unit, the roll-up of ``days__<source>`` before the sealed day;
 * ``values__<source>``: distinct (unit, day, column, value) for ``count_distinct`` columns;
 * ``pre__<source>``: per unit, the pre-exposure covariate columns (fixed once exposed).
 
 A run reprocesses days from ``since`` (the day after the last processed day minus the
-lookback) and reads older days from the state: it rolls the state up into the same
-``unit_metrics`` a full scan gives, and the publish transaction then replaces the state's
-reprocessed days.  Columns whose definition hash changed (or that are new) are backfilled
-over the whole history, alone; the state is rebuilt from scratch when the experiment's
-exposure definition changed.
+lookback) and reads older days from the state.  A unit's value is its sealed base plus the
+roll-up of the per-day rows after the seal (older kept days + reprocessed days), so the cost
+of a daily run follows the new days and the units, not the length of the history.  The
+base is re-sealed (moved up to the next run's ``since``) when it is missing, after a
+backfill, and when more than ``RESEAL_DAYS`` kept days sit between it and ``since``.
+Columns whose definition hash changed (or that are new) are backfilled over the whole
+history, alone; the state is rebuilt from scratch when the experiment's exposure definition
+changed.
 """
 
 from __future__ import annotations
@@ -29,6 +34,11 @@ from .render import (_ENV, ARG_MIN_DIALECTS, CompiledPlan, Statement, _aggregate
                      _finish, _parse, _post_days, _write, prefilter)
 
 _ROLLUP = {"count": "sum", "sum": "sum", "flag": "max", "distinct_days": "sum"}
+
+# Re-seal the per-unit bases once this many kept days sit between the seal and ``since``: a
+# re-seal rewrites every base (one pass over the units), not re-sealing rolls those days up
+# again on every run.  Daily runs re-seal once a week.
+RESEAL_DAYS = 7
 
 
 def relation_definition(plan: AnalysisPlan, relation: str) -> list[str]:
@@ -74,9 +84,9 @@ def _short(name: str) -> str:
 
 
 def state_tables(schema: str, experiment: str, sources: list[str]) -> dict[str, str]:
-    out = {"exposure_days": f"{schema}.{_short(f'state__{experiment}__exposure_days')}"}
+    out = {kind: f"{schema}.{_short(f'state__{experiment}__{kind}')}" for kind in ("exposure_days", "exposure_base")}
     for src in sources:
-        for kind in ("days", "values", "pre"):
+        for kind in ("days", "base", "values", "pre"):
             out[f"{kind}:{src}"] = f"{schema}.{_short(f'state__{experiment}__{kind}__{src}')}"
     return out
 
@@ -90,6 +100,13 @@ class IncrementalSpec:
     tables: dict[str, str]                # state tables (see state_tables)
     present: dict[str, bool] = field(default_factory=dict)    # which state tables exist
     fill: dict[str, tuple[str, ...]] = field(default_factory=dict)  # source -> columns to backfill
+    sealed_before: dt.date | None = None  # the stored bases hold the days before this one (None: no usable base)
+    seal_at: dt.date | None = None        # this run re-seals every base at this day (None: keeps them)
+
+    @property
+    def sealed_after(self) -> dt.date | None:
+        """The seal the state has once this run is published."""
+        return self.seal_at or self.sealed_before
 
     @property
     def since_ts(self) -> dt.datetime:
@@ -105,6 +122,8 @@ class _Source:
     old_days: str | None = None
     new_days: str | None = None
     days_table: str | None = None
+    base: str | None = None                 # the per-unit base the unit metrics merge
+    inputs: list = field(default_factory=list)   # per-day rows after it: (relation, from day, to day)
     old_vals: str | None = None
     new_vals: str | None = None
     fill_vals: str | None = None
@@ -130,8 +149,12 @@ def compile_incremental(plan: AnalysisPlan, spec: IncrementalSpec, *, dialect: s
     def old(name: str) -> str | None:
         return t[name] if spec.exists and spec.present.get(name) else None
 
-    def add(step: str, sql: str, relation: str) -> str:
-        stmts.append(_create(step, relation, _parse(sql, step), dialect, temp=False))
+    def add(step: str, sql: str, relation: str, temp: bool = False) -> str:
+        """Stage a table; ``temp`` for one read in this session only (copied into the state by
+        INSERT at publish), persistent for one renamed into the state or published."""
+        if temp:
+            relation = relation.split(".")[-1]   # temporary tables live in the session's schema
+        stmts.append(_create(step, relation, _parse(sql, step), dialect, temp=temp))
         return relation
 
     def swap(staged: str, state: str) -> None:
@@ -142,12 +165,25 @@ def compile_incremental(plan: AnalysisPlan, spec: IncrementalSpec, *, dialect: s
     new_exp_days = add("exposure_days", _ENV.get_template("incremental/exposure_days.sql.j2").render(
         plan=plan, exposure=plan.exposure, literal=literal, ts=ts, since=since, since_ts=since_ts,
         arg_min=dialect in ARG_MIN_DIALECTS),
-        f"{stage_prefix}_exposure_days")
+        f"{stage_prefix}_exposure_days", temp=bool(old("exposure_days")))   # else it becomes the state
     old_exp = old("exposure_days")
-    exposures = add("exposures", _ENV.get_template("incremental/exposures_rollup.sql.j2").render(
-        plan=plan, literal=literal, date=date, since=since, old=old_exp, new=new_exp_days,
-        arg_min=dialect in ARG_MIN_DIALECTS),
-        f"{stage_prefix}_exposures")
+    exp_base = old("exposure_base") if spec.sealed_before else None
+    inputs = ([(old_exp, spec.sealed_before if exp_base else None, since)] if old_exp else [])
+    inputs = _clip(inputs + [(new_exp_days, None, None)], None, None)
+    merge = _ENV.get_template("incremental/exposures_merge.sql.j2")
+
+    def exposures_sql(base: str | None, rows: list, form: str) -> str:
+        return merge.render(plan=plan, base=base, base_before=spec.sealed_before, inputs=rows, form=form,
+                            describe=_describe(rows), literal=literal, date=date,
+                            arg_min=dialect in ARG_MIN_DIALECTS)
+
+    if spec.seal_at:
+        sealed = add("exposure_base", exposures_sql(exp_base, _clip(inputs, None, spec.seal_at), "base"),
+                     f"{stage_prefix}_exposure_base")
+        swap(sealed, t["exposure_base"])
+        exp_base, inputs = sealed, _clip(inputs, spec.seal_at, None)
+    exposures = add("exposures", exposures_sql(exp_base, inputs, "published"), f"{stage_prefix}_exposures",
+                    temp=True)
     if old_exp:
         publish.append(f"DELETE FROM {old_exp} WHERE day >= {_date_sql(since)}")
         publish.append(f"INSERT INTO {old_exp} SELECT * FROM {new_exp_days}")
@@ -156,35 +192,29 @@ def compile_incremental(plan: AnalysisPlan, spec: IncrementalSpec, *, dialect: s
 
     # -- per source: new days, backfills, pre-exposure covariates ------------------------
     sources: list[_Source] = []
-    alias_of: dict[str, str] = {}
     for i, scan in enumerate(plan.scans):
         src = _Source(scan=scan,
                       post_cols=[c for c in scan.columns if c.window == "post" and c.agg != "count_distinct"],
                       val_cols=[c for c in scan.columns if c.window == "post" and c.agg == "count_distinct"],
                       pre_cols=[c for c in scan.columns if c.window == "pre"])
         fill = set(spec.fill.get(scan.source, ()))
-        for c in src.post_cols:
-            alias_of[c.name] = f"p{i}"
-        for c in src.val_cols:
-            alias_of[c.name] = f"v{i}"
-        for c in src.pre_cols:
-            alias_of[c.name] = f"r{i}"
-        base = f"{stage_prefix}_{i}"
+        prefix = f"{stage_prefix}_{i}"
         ctx = _Ctx(plan, spec, exposures, add, swap, old, publish)
-        _post_state(ctx, src, fill, base)
-        _value_state(ctx, src, fill, base)
-        _pre_state(ctx, src, fill, base)
+        _post_state(ctx, src, fill, prefix)
+        _value_state(ctx, src, fill, prefix)
+        _pre_state(ctx, src, fill, prefix)
         sources.append(src)
 
     unit_sql = _ENV.get_template("incremental/unit_metrics.sql.j2").render(
         plan=plan, sources=sources, since=since, since_ts=since_ts, exposures=exposures,
-        literal=literal, date=date, ts=ts, alias_of=alias_of, rollup=lambda c: _ROLLUP[c.agg],
-        post_days=lambda: _post_days(plan), finish=lambda c, a: _finish(c, a, plan))
+        literal=literal, date=date, ts=ts, rollup=lambda c: _ROLLUP[c.agg],
+        post_days=lambda: _post_days(plan), finish=lambda c: _finish(c, _unit_value(sources, c), plan))
     unit_metrics = add("unit_metrics", unit_sql, f"{stage_prefix}_unit_metrics")
     rel = {"unit_metrics": unit_metrics}
     aggregates = _parse(_aggregates_select(plan, rel), "aggregates")
     stmts.append(Statement("aggregates", "query", _write(aggregates, dialect, "aggregates")))
-    return CompiledPlan(plan.experiment, dialect, "incremental", tuple(stmts), {}, tuple(publish))
+    return CompiledPlan(plan.experiment, dialect, "incremental", tuple(stmts), {}, tuple(publish),
+                        relations={"exposures": exposures, "unit_metrics": unit_metrics})
 
 
 def _date_sql(day: dt.date) -> str:
@@ -193,6 +223,42 @@ def _date_sql(day: dt.date) -> str:
 
 def _ts_sql(value: dt.datetime) -> str:
     return f"CAST('{value:%Y-%m-%d %H:%M:%S}' AS TIMESTAMP)"
+
+
+def _unit_value(sources: list[_Source], c: UnitColumn) -> str:
+    """A column's raw per-unit value in the unit metrics statement: for post-window columns
+    the sealed base (alias b<i>) plus the roll-up of the days after it (alias o<i>)."""
+    for i, src in enumerate(sources):
+        if c in src.post_cols:
+            if not src.base:
+                return f"o{i}.{c.name}"
+            b, o = f"coalesce(b{i}.{c.name}, 0)", f"coalesce(o{i}.{c.name}, 0)"
+            return f"greatest({b}, {o})" if _ROLLUP[c.agg] == "max" else f"({b} + {o})"
+        if c in src.val_cols:
+            return f"v{i}.{c.name}"
+        if c in src.pre_cols:
+            return f"r{i}.{c.name}"
+    raise ValueError(f"column {c.name} is in no source")
+
+
+def _clip(inputs: list, lo: dt.date | None, hi: dt.date | None) -> list:
+    """Per-day inputs (relation, from day, to day) restricted to [lo, hi); inputs that are
+    empty by their bounds alone are dropped (the last one, this run's new rows, is kept)."""
+    out = []
+    for i, (rel, a, b) in enumerate(inputs):
+        a = max(a, lo) if a and lo else a or lo
+        b = min(b, hi) if b and hi else b or hi
+        if a and b and a >= b and i < len(inputs) - 1:
+            continue
+        out.append((rel, a, b))
+    return out
+
+
+def _describe(inputs: list) -> str:
+    def part(rel: str, a, b) -> str:
+        name = rel.split(".")[-1]
+        return f"{name} [{a or '...'}, {b or '...'})" if a or b else name
+    return ", ".join(part(*i) for i in inputs)
 
 
 @dataclass
@@ -208,37 +274,55 @@ class _Ctx:
     publish: list
 
 
-def _post_state(ctx: _Ctx, src: _Source, fill: set[str], base: str) -> None:
+def _post_state(ctx: _Ctx, src: _Source, fill: set[str], prefix: str) -> None:
     if not src.post_cols:
         return
     plan, spec, scan, key = ctx.plan, ctx.spec, src.scan, f"days:{src.scan.source}"
     tmpl = _ENV.get_template("incremental/unit_days.sql.j2")
 
-    def days(cols, lo, hi, step, relation):
+    def days(cols, lo, hi, step, relation, temp=True):
         return ctx.add(step, tmpl.render(scan=scan, cols=cols, lo=lo, hi=hi, lo_ts=lo, hi_ts=hi, ts=ts,
                                          exposures=ctx.exposures, prefilter=prefilter(cols),
-                                         partial=lambda c: _day_partial(c, plan, scan.timestamp)), relation)
+                                         partial=lambda c: _day_partial(c, plan, scan.timestamp)), relation,
+                       temp=temp)
 
-    src.new_days = days(src.post_cols, spec.since_ts, plan.end, f"days__{scan.source}", f"{base}_days_new")
     old_days = ctx.old(key)
     # a missing table in an existing state (a new source) is backfilled whole
     fill_cols = [c for c in src.post_cols if c.name in fill or (spec.exists and not old_days)]
-    if old_days and not fill_cols:
+    # a rebuild: the new days are the whole state
+    rebuild = not old_days and not fill_cols
+    src.new_days = days(src.post_cols, spec.since_ts, plan.end, f"days__{scan.source}", f"{prefix}_days_new",
+                        temp=not rebuild)
+    if rebuild:
+        ctx.swap(src.new_days, spec.tables[key])
+        src.base, src.inputs = None, [(src.new_days, None, None)]
+    elif old_days and not fill_cols:
         src.old_days = old_days
+        src.base = ctx.old(f"base:{scan.source}") if spec.sealed_before else None
+        src.inputs = _clip([(old_days, spec.sealed_before if src.base else None, spec.since),
+                            (src.new_days, None, None)], None, None)
         names = ", ".join(["unit_id", "day"] + [c.name for c in src.post_cols])
         ctx.publish.append(f"DELETE FROM {old_days} WHERE day >= {_date_sql(spec.since)}")
         ctx.publish.append(f"INSERT INTO {old_days} ({names}) SELECT {names} FROM {src.new_days}")
-        return
-    fill_rel = (days(fill_cols, plan.start, spec.since_ts, f"backfill_days__{scan.source}", f"{base}_days_fill")
-                if fill_cols else None)
-    merged = _ENV.get_template("incremental/merge_days.sql.j2").render(
-        scan=scan, cols=src.post_cols, fill_cols=fill_cols, fill_names={c.name for c in fill_cols},
-        old=old_days, fill=fill_rel, new=src.new_days, since=spec.since, date=date)
-    src.days_table = ctx.add(f"state_days__{scan.source}", merged, f"{base}_days_all")
-    ctx.swap(src.days_table, spec.tables[key])
+    else:
+        fill_rel = (days(fill_cols, plan.start, spec.since_ts, f"backfill_days__{scan.source}", f"{prefix}_days_fill")
+                    if fill_cols else None)
+        merged = _ENV.get_template("incremental/merge_days.sql.j2").render(
+            scan=scan, cols=src.post_cols, fill_cols=fill_cols, fill_names={c.name for c in fill_cols},
+            old=old_days, fill=fill_rel, new=src.new_days, since=spec.since, date=date)
+        src.days_table = ctx.add(f"state_days__{scan.source}", merged, f"{prefix}_days_all")
+        ctx.swap(src.days_table, spec.tables[key])
+        src.base, src.inputs = None, [(src.days_table, None, None)]
+    if spec.seal_at:   # move the base up to the next run's first reprocessed day
+        sealed = ctx.add(f"base__{scan.source}", _ENV.get_template("incremental/post_base.sql.j2").render(
+            scan=scan, cols=src.post_cols, base=src.base, base_before=spec.sealed_before, seal_at=spec.seal_at,
+            inputs=_clip(src.inputs, None, spec.seal_at), describe=_describe(_clip(src.inputs, None, spec.seal_at)),
+            rollup=lambda c: _ROLLUP[c.agg], date=date), f"{prefix}_base")
+        ctx.swap(sealed, spec.tables[f"base:{scan.source}"])
+        src.base, src.inputs = sealed, _clip(src.inputs, spec.seal_at, None)
 
 
-def _value_state(ctx: _Ctx, src: _Source, fill: set[str], base: str) -> None:
+def _value_state(ctx: _Ctx, src: _Source, fill: set[str], prefix: str) -> None:
     if not src.val_cols:
         return
     plan, spec, scan, key = ctx.plan, ctx.spec, src.scan, f"values:{src.scan.source}"
@@ -250,12 +334,12 @@ def _value_state(ctx: _Ctx, src: _Source, fill: set[str], base: str) -> None:
                                          condition=lambda c: _condition(c, plan, scan.timestamp),
                                          value=lambda c: qualify(c.value, "s")), relation)
 
-    src.new_vals = values(src.val_cols, spec.since_ts, plan.end, f"values__{scan.source}", f"{base}_values_new")
+    src.new_vals = values(src.val_cols, spec.since_ts, plan.end, f"values__{scan.source}", f"{prefix}_values_new")
     old_vals = ctx.old(key)
     fill_cols = [c for c in src.val_cols if c.name in fill or (spec.exists and not old_vals)]
     if fill_cols:
         src.fill_vals = values(fill_cols, plan.start, spec.since_ts, f"backfill_values__{scan.source}",
-                               f"{base}_values_fill")
+                               f"{prefix}_values_fill")
     if not old_vals:
         if src.fill_vals:
             ctx.publish.append(f"INSERT INTO {src.new_vals} SELECT * FROM {src.fill_vals}")
@@ -270,23 +354,28 @@ def _value_state(ctx: _Ctx, src: _Source, fill: set[str], base: str) -> None:
     ctx.publish.append(f"INSERT INTO {old_vals} SELECT * FROM {src.new_vals}")
 
 
-def _pre_state(ctx: _Ctx, src: _Source, fill: set[str], base: str) -> None:
+def _pre_state(ctx: _Ctx, src: _Source, fill: set[str], prefix: str) -> None:
     if not src.pre_cols:
         return
     plan, spec, scan, key = ctx.plan, ctx.spec, src.scan, f"pre:{src.scan.source}"
     tmpl = _ENV.get_template("incremental/unit_pre.sql.j2")
     window = dt.timedelta(days=plan.cuped_days)
 
-    def pre(cols, new_units, lo, hi, step, relation):
+    def pre(cols, new_units, lo, hi, step, relation, temp=True):
         return ctx.add(step, tmpl.render(scan=scan, cols=cols, new_units=new_units, since=spec.since,
                                          since_ts=spec.since_ts, lo_ts=lo, hi_ts=hi, ts=ts, plan=plan,
                                          exposures=ctx.exposures, prefilter=prefilter(cols),
-                                         aggregate=lambda c: _aggregate(c, plan, scan.timestamp)), relation)
+                                         aggregate=lambda c: _aggregate(c, plan, scan.timestamp)), relation,
+                       temp=temp)
 
-    src.new_pre = pre(src.pre_cols, True, spec.since_ts - window, plan.end, f"pre__{scan.source}",
-                      f"{base}_pre_new")
     old_pre = ctx.old(key)
     fill_cols = [c for c in src.pre_cols if c.name in fill or (spec.exists and not old_pre)]
+    rebuild = not old_pre and not fill_cols   # the new units are all units: they are the state
+    src.new_pre = pre(src.pre_cols, True, spec.since_ts - window, plan.end, f"pre__{scan.source}",
+                      f"{prefix}_pre_new", temp=not rebuild)
+    if rebuild:
+        ctx.swap(src.new_pre, spec.tables[key])
+        return
     if old_pre and not fill_cols:
         src.old_pre = old_pre
         names = ", ".join(["unit_id", "first_exposure_at"] + [c.name for c in src.pre_cols])
@@ -294,9 +383,9 @@ def _pre_state(ctx: _Ctx, src: _Source, fill: set[str], base: str) -> None:
         ctx.publish.append(f"INSERT INTO {old_pre} ({names}) SELECT {names} FROM {src.new_pre}")
         return
     fill_rel = (pre(fill_cols, False, plan.start - window, spec.since_ts, f"backfill_pre__{scan.source}",
-                    f"{base}_pre_fill") if fill_cols else None)
+                    f"{prefix}_pre_fill") if fill_cols else None)
     merged = _ENV.get_template("incremental/merge_pre.sql.j2").render(
         scan=scan, cols=src.pre_cols, fill_cols=fill_cols, fill_names={c.name for c in fill_cols},
         old=old_pre, fill=fill_rel, new=src.new_pre, since_ts=spec.since_ts, ts=ts)
-    src.pre_table = ctx.add(f"state_pre__{scan.source}", merged, f"{base}_pre_all")
+    src.pre_table = ctx.add(f"state_pre__{scan.source}", merged, f"{prefix}_pre_all")
     ctx.swap(src.pre_table, spec.tables[key])
