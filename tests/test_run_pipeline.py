@@ -158,3 +158,32 @@ def test_dimension_comes_from_the_first_exposure_row_even_when_null(project_and_
         rows = adapter.fetch("select unit_id, country from wn.exposures where unit_id in ('nully', 'latey') "
                              "order by unit_id")
     assert rows == [{"unit_id": "latey", "country": "DE"}, {"unit_id": "nully", "country": None}]
+
+
+def test_exposures_view_spans_experiments_and_replaces_an_old_table(project_and_target):
+    """wn.exposures reads every experiment's unit_metrics table; dimensions an experiment does
+    not have read NULL; a wn.exposures table from an older wn is replaced by the view."""
+    project, target = project_and_target
+    with connect(target) as adapter:
+        adapter.execute("create schema if not exists wn")
+        adapter.execute("create table wn.exposures (experiment varchar, unit_type varchar, unit_id varchar, "
+                        "variant varchar, first_exposure_at timestamp, exposure_count bigint)")
+        adapter.execute("insert into wn.exposures values ('gone', 'user_id', 'u1', 'a', null, 1)")
+        run_experiment(project, target, adapter, "button_color_v3", as_of=AS_OF)
+        assert adapter.relations("wn")["exposures"] == "view"
+        assert adapter.table_columns("wn", "exposures")[-1] == "country"
+        run_experiment(project, target, adapter, "show_new_homepage", as_of=AS_OF)
+        assert adapter.table_columns("wn", "exposures")[-2:] == ["country", "device"]
+        rows = adapter.fetch("select experiment, count(*) as n, count(device) as with_device, "
+                             "count(country) as with_country from wn.exposures group by experiment order by 1")
+        units = {e: adapter.fetch(f"select count(*) as n from wn.unit_metrics__{e}")[0]["n"]
+                 for e in ("button_color_v3", "show_new_homepage")}
+        assert [r["experiment"] for r in rows] == ["button_color_v3", "show_new_homepage"]
+        assert rows[0]["n"] == units["button_color_v3"] and rows[0]["with_device"] == 0
+        assert rows[0]["with_country"] > 0.9 * rows[0]["n"]
+        assert rows[1]["n"] == units["show_new_homepage"] and rows[1]["with_device"] > 0.9 * rows[1]["n"]
+        # re-running the first experiment keeps the view's columns and the other experiment's rows
+        run_experiment(project, target, adapter, "button_color_v3", as_of=AS_OF)
+        assert adapter.table_columns("wn", "exposures")[-2:] == ["country", "device"]
+        again = adapter.fetch("select experiment, count(*) as n from wn.exposures group by experiment order by 1")
+        assert [(r["experiment"], r["n"]) for r in again] == [(r["experiment"], r["n"]) for r in rows]

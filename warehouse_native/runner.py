@@ -29,7 +29,7 @@ from .sql.models import model_views
 from .sql.render import header
 from . import incremental
 from .warehouse import Adapter, as_warehouse_error, unit_metrics_table
-from .warehouse.tables import EXPOSURES, TABLES, scorecard_latest_view
+from .warehouse.tables import TABLES, UNIT_METRICS_PREFIX, exposures_view, scorecard_latest_view
 
 Progress = Callable[[str], None]
 
@@ -219,18 +219,18 @@ def _publish(adapter: Adapter, schema: str, plan: AnalysisPlan, result: RunResul
     """Swap staged results in, in one transaction."""
     outputs = result.outputs
     assert outputs is not None
-    exposure_cols = [c for c, _ in EXPOSURES] + list(plan.dimensions)
     unit_table = unit_metrics_table(plan.experiment)
     with adapter.transaction():
-        for dim in plan.dimensions:
-            if dim not in {c.lower() for c in adapter.table_columns(schema, "exposures")}:
-                adapter.execute(f"ALTER TABLE {schema}.exposures ADD COLUMN {dim} VARCHAR")
-        adapter.execute(f"DELETE FROM {schema}.exposures WHERE experiment = {adapter.placeholder}",
-                        [plan.experiment])
-        cols = ", ".join(exposure_cols)
-        adapter.execute(f"INSERT INTO {schema}.exposures ({cols}) SELECT {cols} FROM {compiled.relations['exposures']}")
-        adapter.execute(f"DROP TABLE IF EXISTS {schema}.{unit_table}")
+        # the old table is renamed away, the view re-pointed, then the old table dropped: a
+        # view that reads a table blocks dropping it in engines that track dependencies
+        replaced = f"{stage.split('.')[-1]}_replaced"
+        had = adapter.relations(schema).get(unit_table) == "table"
+        if had:
+            adapter.execute(f"ALTER TABLE {schema}.{unit_table} RENAME TO {replaced}")
         adapter.execute(f"ALTER TABLE {compiled.relations['unit_metrics']} RENAME TO {unit_table}")
+        _publish_exposures_view(adapter, schema)
+        if had:
+            adapter.execute(f"DROP TABLE {schema}.{replaced}")
         adapter.insert_rows(f"{schema}.metric_aggregates", TABLES["metric_aggregates"], outputs.metric_aggregates)
         if result.mode != "stateless":
             for sql in compiled.publish:
@@ -245,6 +245,23 @@ def _publish(adapter: Adapter, schema: str, plan: AnalysisPlan, result: RunResul
         adapter.insert_rows(f"{schema}.health_checks", TABLES["health_checks"], outputs.health)
         result.finished_at = dt.datetime.now()
         adapter.insert_rows(f"{schema}.runs", TABLES["runs"], [_run_row(result, "success", None, target, as_of)])
+
+
+def _publish_exposures_view(adapter: Adapter, schema: str) -> None:
+    """Rebuild the ``exposures`` view over every experiment's unit_metrics table (in the
+    publish transaction).  A ``wn.exposures`` *table* left by an older wn is replaced: every
+    experiment it held also has its unit_metrics table."""
+    relations = adapter.relations(schema)
+    current: list[str] = []
+    if relations.get("exposures") == "table":
+        adapter.execute(f"DROP TABLE {schema}.exposures")
+    elif relations.get("exposures") == "view":
+        current = adapter.table_columns(schema, "exposures")
+    tables = {name: adapter.table_columns(schema, name) for name, kind in relations.items()
+              if kind == "table" and name.startswith(UNIT_METRICS_PREFIX)}
+    view = exposures_view(schema, tables, current)
+    if view:
+        adapter.execute(adapter.sql(view))
 
 
 def _run_row(result: RunResult, status: str, error: str | None, target: Target,

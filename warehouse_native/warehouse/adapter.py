@@ -60,6 +60,12 @@ class Adapter(abc.ABC):
             return duckdb_sql
         return sqlglot.transpile(duckdb_sql, read="duckdb", write=self.dialect)[0]
 
+    def relations(self, schema: str) -> dict[str, str]:
+        """Tables and views of a schema: name -> 'table' | 'view'."""
+        rows = self.fetch("select table_name, table_type from information_schema.tables "
+                          f"where table_schema = {self.placeholder}", [schema])
+        return {r["table_name"]: "view" if "VIEW" in str(r["table_type"]).upper() else "table" for r in rows}
+
     def ensure_schema(self, schema: str) -> None:
         self.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
 

@@ -72,8 +72,7 @@ INCREMENTAL_STATE: Columns = (
     ("sealed_before", "varchar"),
 )
 
-TABLES: dict[str, Columns] = {
-    "exposures": EXPOSURES,
+TABLES: dict[str, Columns] = {   # wn.exposures is a view, see exposures_view
     "metric_aggregates": METRIC_AGGREGATES,
     "scorecard": SCORECARD,
     "health_checks": HEALTH_CHECKS,
@@ -82,8 +81,43 @@ TABLES: dict[str, Columns] = {
 }
 
 
+UNIT_METRICS_PREFIX = "unit_metrics__"
+
+
 def unit_metrics_table(experiment: str) -> str:
-    return f"unit_metrics__{experiment}"
+    return f"{UNIT_METRICS_PREFIX}{experiment}"
+
+
+def exposure_dimensions(unit_metrics_columns: list[str]) -> list[str] | None:
+    """The dimension columns of a unit_metrics table (wn writes them between
+    ``exposure_count`` and ``post_days``); None for a table that is not wn's."""
+    lower = [c.lower() for c in unit_metrics_columns]
+    if "exposure_count" not in lower or "post_days" not in lower:
+        return None
+    return unit_metrics_columns[lower.index("exposure_count") + 1:lower.index("post_days")]
+
+
+def exposures_view(schema: str, tables: dict[str, list[str]], current: list[str]) -> str | None:
+    """``wn.exposures``: the exposure columns of every experiment's ``unit_metrics`` table.
+
+    A view rather than a copy: publishing a run's unit metrics publishes its exposures, with
+    no second write of one row per unit.  Columns keep their order across rebuilds (``current``:
+    the view's columns now), new dimensions are appended, and an experiment without a
+    dimension reads NULL for it.  None when there is no unit_metrics table."""
+    base = [c for c, _ in EXPOSURES]
+    dims_of = {t: d for t, cols in sorted(tables.items()) if (d := exposure_dimensions(cols)) is not None}
+    if not dims_of:
+        return None
+    dims = [c for c in current if c.lower() not in base]
+    for d in (d for ds in dims_of.values() for d in ds):
+        if d.lower() not in {x.lower() for x in dims}:
+            dims.append(d)
+    parts = []
+    for table, own in dims_of.items():
+        have = {d.lower() for d in own}
+        cols = base + [d if d.lower() in have else f"cast(null as varchar) as {d}" for d in dims]
+        parts.append(f"select {', '.join(cols)} from {schema}.{table}")
+    return f"CREATE OR REPLACE VIEW {schema}.exposures AS\n" + "\nunion all\n".join(parts)
 
 
 def scorecard_latest_view(schema: str) -> str:
