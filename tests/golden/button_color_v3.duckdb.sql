@@ -2,6 +2,7 @@
 CREATE TEMPORARY TABLE __wn_stage_exposures AS
 /* plan: exposures of experiment 'button_color_v3' (unit user_id) from source 'exposures' */
 /* one row per unit: variant ('__multiple__' when seen in two), first exposure, dimensions at first exposure */
+/* (the experiment and unit type are added by unit_metrics; rows tied at the first timestamp: any one of them) */
 WITH assignments AS (
   SELECT
     CAST(src.user_id AS TEXT) AS unit_id,
@@ -16,13 +17,11 @@ WITH assignments AS (
     AND NOT src.user_id IS NULL
 )
 SELECT
-  'button_color_v3' AS experiment,
-  'user_id' AS unit_type,
   unit_id,
   CASE WHEN MIN(variant) = MAX(variant) THEN MIN(variant) ELSE '__multiple__' END AS variant,
   MIN(exposed_at) AS first_exposure_at,
   COUNT(*) AS exposure_count,
-  ARG_MIN_NULL(CAST(country AS TEXT), (exposed_at, variant)) AS country
+  ARG_MIN_NULL(CAST(country AS TEXT), exposed_at) AS country
 FROM assignments
 GROUP BY
   unit_id;
@@ -143,8 +142,8 @@ WITH __wn_scan__events AS (
 /* plan: unit metrics of experiment 'button_color_v3': every exposed unit, one column per unit measure */
 /* units without source rows get 0; daily_participation divides active days by days in the window */
 SELECT
-  e.experiment,
-  e.unit_type,
+  'button_color_v3' AS experiment,
+  'user_id' AS unit_type,
   e.unit_id,
   e.variant,
   e.first_exposure_at,

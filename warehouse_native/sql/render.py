@@ -99,8 +99,10 @@ def _aggregate(c: UnitColumn, plan: AnalysisPlan, scan_ts: str) -> str:
 
 
 def prefilter(columns) -> str | None:
-    """``(f1) or (f2) ...`` over the columns' filters, so the scan drops rows no column uses;
-    None when some column takes every row."""
+    """The union of the columns' filters, so the scan drops rows no column uses; None when
+    some column takes every row.  Equalities of one column with literals are merged into one
+    ``IN`` list, which engines push into the scan (DuckDB evaluates ``col IN (...)`` there,
+    but not an ``OR`` of the same comparisons: about 10% of a scan at 8 metrics)."""
     filters: list[str] = []
     for c in columns:
         if not c.filter:
@@ -108,7 +110,25 @@ def prefilter(columns) -> str | None:
         text = qualify(c.filter, "s")
         if text not in filters:
             filters.append(text)
-    return " or ".join(f"({f})" for f in filters) if filters else None
+    if not filters:
+        return None
+    lists: dict[str, list[str]] = {}
+    others: list[str] = []
+    for text in filters:
+        node = sqlglot.parse_one(text, read="duckdb")
+        while isinstance(node, exp.Paren):
+            node = node.this
+        if isinstance(node, exp.EQ):
+            col, lit = node.this, node.expression
+            if isinstance(lit, exp.Column):
+                col, lit = lit, col
+            if isinstance(col, exp.Column) and isinstance(lit, exp.Literal):
+                lists.setdefault(col.sql(dialect="duckdb"), []).append(lit.sql(dialect="duckdb"))
+                continue
+        others.append(f"({text})")
+    parts = [f"{col} = {vals[0]}" if len(vals) == 1 else f"{col} in ({', '.join(dict.fromkeys(vals))})"
+             for col, vals in lists.items()]
+    return " or ".join(parts + others)
 
 
 def _post_days(plan: AnalysisPlan) -> str:
@@ -194,7 +214,7 @@ def _scan_select(plan: AnalysisPlan, scan, rel: dict[str, str]) -> str:
 def _unit_metrics_select(plan: AnalysisPlan, rel: dict[str, str]) -> str:
     aliases = {s.source: f"s{i}" for i, s in enumerate(plan.scans)}
     return _ENV.get_template("unit_metrics.sql.j2").render(
-        plan=plan, rel=rel, scan_alias=aliases, date=date,
+        plan=plan, rel=rel, scan_alias=aliases, date=date, literal=literal,
         post_days=lambda: _post_days(plan), finish=lambda c, a: _finish(c, f"{a}.{c.name}", plan))
 
 
