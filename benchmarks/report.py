@@ -202,6 +202,23 @@ def render_one(res: dict) -> str:
                 out.append(f"| {cell['metrics']} | {cell['dimension']} | " + " | ".join(_s(stp.get(k)) for k in keys) + " |")
             out.append("")
 
+    week = res.get("week")
+    if week:
+        runs, ref = week["runs"], week["refresh"]
+        out.append(f"### A week of daily incremental runs ({week['metrics']} metrics, {week['dimension']} dimension)\n")
+        out.append("A full refresh 8 days before the last day, then one incremental run per day (default lookback 2); "
+                   "each run's time against a full refresh as of the last day "
+                   f"({ref['seconds']:.2f} s wall, {ref['cpu']:.2f} s CPU).\n")
+        out.append("| as of | wall s | CPU s | / refresh (wall) | / refresh (CPU) | re-sealed |")
+        out.append("|---|---:|---:|---:|---:|---|")
+        for r in runs:
+            out.append(f"| {r['as_of']} | {r['seconds']:.2f} | {r['cpu']:.2f} | {r['seconds'] / ref['seconds']:.2f}× "
+                       f"| {r['cpu'] / ref['cpu']:.2f}× | {'yes' if r['resealed'] else ''} |")
+        mw = sum(r["seconds"] for r in runs) / len(runs)
+        mc = sum(r["cpu"] for r in runs) / len(runs)
+        out.append(f"| **mean** | {mw:.2f} | {mc:.2f} | **{mw / ref['seconds']:.2f}×** | **{mc / ref['cpu']:.2f}×** | |")
+        out.append("")
+
     if res["memory"]:
         out.append("### Peak memory (each case once in a fresh child process)\n")
         out.append("| case | cell | status | case time s | peak RSS MiB |")

@@ -291,6 +291,38 @@ def timing_pass(bench: Bench, cells, cases: list[str], repeats: int, per_metric_
     return out
 
 
+# -- a week of daily runs ------------------------------------------------------------------
+
+def week_pass(bench: Bench, cell, days: int = 8) -> dict:
+    """A scheduler's week: ``--full-refresh`` as of the last day minus ``days``, then one
+    incremental run per day up to the last day (each timed; the base is re-sealed once on the
+    way), then ``--full-refresh`` as of the last day for comparison."""
+    runs = []
+    start = bench.last_day - dt.timedelta(days=days)
+    secs, cpu, _ = _timed(lambda: bench.wn(cell, "auto", "full-refresh", as_of=start))
+    log(f"week: full refresh as of {start}: {secs:.2f}s")
+    for k in range(days - 1, -1, -1):
+        day = bench.last_day - dt.timedelta(days=k)
+        secs, cpu, (_, r) = _timed(lambda d=day: bench.wn(cell, "auto", "incremental", as_of=d))
+        resealed = "sealing" in (r.note or "")
+        runs.append({"as_of": day.isoformat(), "seconds": secs, "cpu": cpu, "resealed": resealed, "note": r.note,
+                     "steps": {s.step: s.seconds for s in r.steps}})
+        log(f"week: incremental as of {day}: {secs:.2f}s (cpu {cpu:.2f}s){' re-sealed' if resealed else ''}")
+    secs, cpu, _ = _timed(lambda: bench.wn(cell, "auto", "full-refresh", as_of=bench.last_day))
+    log(f"week: full refresh as of {bench.last_day}: {secs:.2f}s")
+    return {"metrics": cell[0], "dimension": cell[1], "runs": runs,
+            "refresh": {"as_of": bench.last_day.isoformat(), "seconds": secs, "cpu": cpu}}
+
+
+def _timed(fn):
+    r0 = resource.getrusage(resource.RUSAGE_SELF)
+    t0 = time.perf_counter()
+    out = fn()
+    secs = time.perf_counter() - t0
+    r1 = resource.getrusage(resource.RUSAGE_SELF)
+    return secs, (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime), out
+
+
 # -- memory pass (child processes) -------------------------------------------------------
 
 def child_main(spec: dict) -> None:
@@ -398,6 +430,8 @@ def parse_args(argv=None):
     p.add_argument("--memory-test", action="store_true",
                    help="only the memory pass (no timing pass): does wn complete under memory_limit?")
     p.add_argument("--no-timing", action="store_true", help="skip the timing pass")
+    p.add_argument("--week", action="store_true",
+                   help="after the timing pass: a full refresh, then 8 daily incremental runs (first cell)")
     p.add_argument("--memory-limit", default="4GB", help="memory_limit written into profiles.yml")
     p.add_argument("--threads", type=int, default=2, help="threads written into profiles.yml")
     p.add_argument("--label", help="results name (default from the size)")
@@ -503,11 +537,14 @@ def main(argv=None) -> int:
     cells = [(n, d) for n in metrics for d in dims]
     bench = Bench(args.db, cfg, workdir, metrics, dims, args.memory_limit, args.threads)
     timing: list[dict] = []
+    week: dict | None = None
     t_timing = time.perf_counter()
     if not (args.memory_test or args.no_timing):
         bench.open()
         try:
             timing = timing_pass(bench, cells, cases, args.repeats, args.per_metric_max)
+            if args.week:
+                week = week_pass(bench, cells[0])
         finally:
             bench.close()
     t_timing = time.perf_counter() - t_timing
@@ -526,7 +563,7 @@ def main(argv=None) -> int:
         "settings": {"memory_limit": args.memory_limit, "threads": args.threads, "repeats": args.repeats,
                      "cases": cases, "metrics": metrics, "dims": dims, "quick": args.quick,
                      "memory_test": args.memory_test},
-        "timing": timing, "memory": memory,
+        "timing": timing, "memory": memory, "week": week,
         "seconds": {"data": round(gen_seconds, 1), "timing_pass": round(t_timing, 1),
                     "memory_pass": round(t_mem, 1), "total": round(time.perf_counter() - t_start, 1)},
         "load_avg_end": os.getloadavg(),

@@ -185,35 +185,37 @@ def test_windowed_metrics_stay_rates_and_match_incrementally(project_and_target,
 
 
 def test_daily_runs_keep_sealed_bases_exact_through_reseals_and_lookback_changes(project_and_target):
-    """Day by day: runs that merge the sealed base with kept and new days, a re-seal after
-    RESEAL_DAYS, a longer lookback (the base is unusable and rebuilt from the per-day state)
-    and a shorter one all equal a full scan."""
+    """Day by day: runs that merge the sealed base with kept and new days, a shorter lookback
+    (starts where the per-day state ends), a re-seal after RESEAL_DAYS kept days, and a longer
+    lookback that reaches into the base (re-sealed from the per-day state) all equal a full scan."""
     from warehouse_native.sql.incremental import RESEAL_DAYS
 
     project, target = project_and_target
-    first_day = dt.date(2026, 10, 16)
+    first_day, last = dt.date(2026, 10, 16), dt.date(2026, 10, 25)
     with connect(target) as adapter:
         _hold_back(adapter, first_day + dt.timedelta(days=1))
         run_experiment(project, target, adapter, "button_color_v3", as_of=first_day, mode="full-refresh")
-        sealed = dt.date.fromisoformat(adapter.fetch(
-            "select sealed_before from wn.incremental_state where experiment = 'button_color_v3'")[0]["sealed_before"])
-        assert sealed == dt.date(2026, 10, 15)   # the next run's first reprocessed day (start, here)
-        notes = []
-        lookbacks = {dt.date(2026, 10, 22): 4, dt.date(2026, 10, 23): 1}
+        state = "select sealed_before, kept_before from wn.incremental_state where experiment = 'button_color_v3'"
+        assert adapter.fetch(state) == [{"sealed_before": "2026-10-15", "kept_before": "2026-10-15"}]
+        notes = {}
+        lookbacks = {dt.date(2026, 10, 22): 1, last: 4}
         day = first_day
-        while day < DAY:
+        while day < last:
             day += dt.timedelta(days=1)
             _release(adapter, day)
             run = run_experiment(project, target, adapter, "button_color_v3", as_of=day, mode="incremental",
                                  lookback_days=lookbacks.get(day, 2))
-            notes.append((day, run.note))
-            if day in (dt.date(2026, 10, 20), dt.date(2026, 10, 22), dt.date(2026, 10, 23), DAY):
+            notes[day] = run.note
+            if day in (dt.date(2026, 10, 20), dt.date(2026, 10, 22), dt.date(2026, 10, 24), last):
                 full = run_experiment(project, target, adapter, "button_color_v3", as_of=day, mode="stateless")
                 _assert_same(adapter, run.run_id, full.run_id)
-        sealing = [d for d, note in notes if "sealing the per-unit bases" in note]
-        # 10-17..10-22 merge the base sealed before 10-15 with the kept days after it (10-22 with a
-        # longer lookback that still starts after the seal); on 10-23 eight kept days sit after
-        # the seal (>= RESEAL_DAYS): re-sealed before 10-23; on 10-24 a lookback of 2 reaches
-        # before that seal, so the base is rebuilt from the per-day state
-        assert 4 < RESEAL_DAYS <= 8
-        assert sealing == [dt.date(2026, 10, 23), DAY], notes
+        # 10-22, lookback 1: the per-day state ends before 10-20 (the day the previous run
+        # expected to start from), so the run starts there, not at 10-21
+        assert notes[dt.date(2026, 10, 22)].startswith("reprocessing from 2026-10-20"), notes
+        sealing = [d for d, note in notes.items() if "sealing the per-unit bases" in note]
+        # base sealed before 10-15; on 10-24 the run starts at 10-22: seven kept days after the
+        # seal (RESEAL_DAYS) -> re-sealed before 10-23; on 10-25 a lookback of 4 starts at
+        # 10-21, inside that base -> rebuilt from the per-day state
+        assert RESEAL_DAYS == 7
+        assert sealing == [dt.date(2026, 10, 24), last], notes
+        assert adapter.fetch(state) == [{"sealed_before": "2026-10-22", "kept_before": "2026-10-22"}]

@@ -38,7 +38,8 @@ def decide(adapter: Adapter, schema: str, plan: AnalysisPlan, *, full_refresh: b
     seal_at = max(start, last_day(plan) + dt.timedelta(days=1) - dt.timedelta(days=lookback_days))
 
     def rebuild(reason: str) -> tuple[IncrementalSpec, str]:
-        return IncrementalSpec(since=start, exists=False, tables=tables, present=present, seal_at=seal_at), reason
+        return IncrementalSpec(since=start, exists=False, tables=tables, present=present, seal_at=seal_at,
+                               keep_before=seal_at), reason
 
     if full_refresh:
         return rebuild("full refresh requested")
@@ -56,6 +57,11 @@ def decide(adapter: Adapter, schema: str, plan: AnalysisPlan, *, full_refresh: b
         return rebuild(f"the analysis now ends before the last processed day {through} "
                        "(an earlier --as-of or a shorter experiment)")
     since = max(start, through + dt.timedelta(days=1) - dt.timedelta(days=lookback_days))
+    # the per-day state holds the days before the previous run's next first day only (the
+    # days after it are reprocessed anyway): a shorter lookback starts there instead
+    kept = dt.date.fromisoformat(row["kept_before"]) if row.get("kept_before") else None
+    if kept and kept < since:
+        since = max(start, kept)
     stored: dict[str, dict[str, str]] = json.loads(row["columns"] or "{}")
     fill = {}
     for source, hashes in column_hashes(plan).items():
@@ -70,7 +76,8 @@ def decide(adapter: Adapter, schema: str, plan: AnalysisPlan, *, full_refresh: b
         sealed = None   # the base holds days this run reprocesses (a longer lookback), or is gone
     reseal = (sealed is None or bool(fill) or (since - sealed).days >= RESEAL_DAYS)
     spec = IncrementalSpec(since=since, exists=True, tables=tables, present=present, fill=fill,
-                           sealed_before=sealed, seal_at=seal_at if reseal else None)
+                           sealed_before=sealed, seal_at=seal_at if reseal else None,
+                           keep_before=max(since, seal_at))
     note = f"reprocessing from {since} (last processed {through}, lookback {lookback_days} days)"
     if fill:
         note += "; backfilling " + ", ".join(f"{s}: {', '.join(c)}" for s, c in fill.items())
@@ -83,4 +90,4 @@ def state_row(plan: AnalysisPlan, run_id: str, spec: IncrementalSpec) -> list[An
     sealed = spec.sealed_after
     return [plan.experiment, state_key(plan), last_day(plan).isoformat(),
             json.dumps(column_hashes(plan), sort_keys=True), run_id, dt.datetime.now(),
-            sealed.isoformat() if sealed else None]
+            sealed.isoformat() if sealed else None, spec.keep_before.isoformat() if spec.keep_before else None]

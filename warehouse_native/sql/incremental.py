@@ -102,6 +102,7 @@ class IncrementalSpec:
     fill: dict[str, tuple[str, ...]] = field(default_factory=dict)  # source -> columns to backfill
     sealed_before: dt.date | None = None  # the stored bases hold the days before this one (None: no usable base)
     seal_at: dt.date | None = None        # this run re-seals every base at this day (None: keeps them)
+    keep_before: dt.date | None = None    # per-day state rows are written for days before this only
 
     @property
     def sealed_after(self) -> dt.date | None:
@@ -186,7 +187,7 @@ def compile_incremental(plan: AnalysisPlan, spec: IncrementalSpec, *, dialect: s
                     temp=True)
     if old_exp:
         publish.append(f"DELETE FROM {old_exp} WHERE day >= {_date_sql(since)}")
-        publish.append(f"INSERT INTO {old_exp} SELECT * FROM {new_exp_days}")
+        publish.append(f"INSERT INTO {old_exp} SELECT * FROM {new_exp_days}{_kept_days(spec)}")
     else:
         swap(new_exp_days, t["exposure_days"])
 
@@ -239,6 +240,11 @@ def _unit_value(sources: list[_Source], c: UnitColumn) -> str:
         if c in src.pre_cols:
             return f"r{i}.{c.name}"
     raise ValueError(f"column {c.name} is in no source")
+
+
+def _kept_days(spec: IncrementalSpec) -> str:
+    """Reprocessed days the next run reprocesses again are not written into the per-day state."""
+    return f" WHERE day < {_date_sql(spec.keep_before)}" if spec.keep_before else ""
 
 
 def _clip(inputs: list, lo: dt.date | None, hi: dt.date | None) -> list:
@@ -303,7 +309,7 @@ def _post_state(ctx: _Ctx, src: _Source, fill: set[str], prefix: str) -> None:
                             (src.new_days, None, None)], None, None)
         names = ", ".join(["unit_id", "day"] + [c.name for c in src.post_cols])
         ctx.publish.append(f"DELETE FROM {old_days} WHERE day >= {_date_sql(spec.since)}")
-        ctx.publish.append(f"INSERT INTO {old_days} ({names}) SELECT {names} FROM {src.new_days}")
+        ctx.publish.append(f"INSERT INTO {old_days} ({names}) SELECT {names} FROM {src.new_days}{_kept_days(spec)}")
     else:
         fill_rel = (days(fill_cols, plan.start, spec.since_ts, f"backfill_days__{scan.source}", f"{prefix}_days_fill")
                     if fill_cols else None)

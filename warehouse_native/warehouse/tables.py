@@ -69,7 +69,7 @@ RUNS: Columns = (
 INCREMENTAL_STATE: Columns = (
     ("experiment", "varchar"), ("state_key", "varchar"), ("processed_through", "varchar"),
     ("columns", "varchar"), ("run_id", "varchar"), ("updated_at", "timestamp"),
-    ("sealed_before", "varchar"),
+    ("sealed_before", "varchar"), ("kept_before", "varchar"),
 )
 
 TABLES: dict[str, Columns] = {   # wn.exposures is a view, see exposures_view
