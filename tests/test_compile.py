@@ -78,3 +78,33 @@ def test_filters_are_qualified_to_the_source(plan):
     scan = next(s for s in compiled.statements if s.step == "scan__events")
     assert "s.event_name = 'visited_signup'" in scan.sql
     assert "e.event_name" not in scan.sql
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+@pytest.mark.parametrize("case", ["rebuild", "daily", "reseal_and_backfill"])
+def test_incremental_statements_parse_back_in_every_dialect(plan, dialect, case):
+    """The incremental run's statements (bases, merges, backfills) are written for every
+    dialect, the first-row dimension roll-ups included (arg_min on DuckDB, a join elsewhere)."""
+    from warehouse_native.sql.incremental import IncrementalSpec, compile_incremental, state_tables
+
+    tables = state_tables("wn", plan.experiment, [s.source for s in plan.scans])
+    day = dt.date(2026, 10, 20)
+    spec = {
+        "rebuild": IncrementalSpec(since=plan.start.date(), exists=False, tables=tables, seal_at=day,
+                                   keep_before=day),
+        "daily": IncrementalSpec(since=day, exists=True, tables=tables, present={k: True for k in tables},
+                                 sealed_before=day - dt.timedelta(days=3), keep_before=day + dt.timedelta(days=1)),
+        "reseal_and_backfill": IncrementalSpec(
+            since=day, exists=True, tables=tables, present={k: True for k in tables},
+            fill={plan.scans[0].source: (plan.scans[0].columns[0].name,)}, sealed_before=day,
+            seal_at=day + dt.timedelta(days=1), keep_before=day + dt.timedelta(days=1)),
+    }[case]
+    compiled = compile_incremental(plan, spec, dialect=dialect, stage_prefix="wn.__wn_x")
+    steps = [s.step for s in compiled.statements]
+    assert steps[0] == "exposure_days" and steps[-2:] == ["unit_metrics", "aggregates"]
+    assert ("exposure_base" in steps) == (case != "daily")
+    for stmt in compiled.statements:
+        parsed = sqlglot.parse(stmt.sql, read=dialect)
+        assert len(parsed) == 1 and parsed[0] is not None, stmt.step
+    unit_metrics = next(s.sql for s in compiled.statements if s.step == "unit_metrics")
+    assert ("state__button_color_v3__base__events" in unit_metrics) == (case == "daily")

@@ -308,3 +308,35 @@ def test_incremental_runs_on_postgres_match_a_full_scan(env: SimpleNamespace) ->
         card = _by_key(adapter.fetch("select * from wn.scorecard where run_id = %s", [result.run_id]), KEY)
         assert adapter.fetch("select mode from wn.runs where run_id = %s", [result.run_id]) == [{"mode": "incremental"}]
     _assert_same_rows(env.duck_scorecard, card, "scorecard (incremental on postgres)")
+
+
+def test_exposures_view_on_postgres_spans_experiments_and_migrates(env: SimpleNamespace) -> None:
+    """An old wn.exposures table that a user's view depends on stops the run with a fix; once
+    it can go, the view replaces it, spans two experiments (NULL for a dimension one lacks),
+    and is replaced again by later runs while a user's view reads it."""
+    target = dataclasses.replace(env.pg, schema="wn_view")
+    with connect(target) as adapter:
+        adapter.execute("create schema wn_view")
+        try:
+            adapter.execute("create table wn_view.exposures (experiment varchar, unit_type varchar, "
+                            "unit_id varchar, variant varchar, first_exposure_at timestamp, exposure_count bigint)")
+            adapter.execute("create view wn_view.mine as select * from wn_view.exposures")
+            with pytest.raises(WarehouseError, match="depend") as info:
+                run_experiment(env.project, target, adapter, EXPERIMENT, as_of=AS_OF)
+            assert "fix: drop or repoint" in str(info.value)
+            assert adapter.relations("wn_view")["exposures"] == "table"
+            adapter.execute("drop view wn_view.mine")
+            run_experiment(env.project, target, adapter, EXPERIMENT, as_of=AS_OF)
+            run_experiment(env.project, target, adapter, "show_new_homepage", as_of=AS_OF)
+            assert adapter.relations("wn_view")["exposures"] == "view"
+            assert adapter.table_columns("wn_view", "exposures")[-2:] == ["country", "device"]
+            adapter.execute("create view wn_view.mine as select experiment, unit_id, device from wn_view.exposures")
+            run_experiment(env.project, target, adapter, EXPERIMENT, as_of=AS_OF)   # replaces the view again
+            rows = adapter.fetch("select experiment, count(*) as n, count(device) as with_device "
+                                 "from wn_view.mine group by experiment order by experiment")
+            units = {e: adapter.fetch(f"select count(*) as n from wn_view.unit_metrics__{e}")[0]["n"]
+                     for e in (EXPERIMENT, "show_new_homepage")}
+            assert [(r["experiment"], r["n"]) for r in rows] == sorted(units.items())
+            assert rows[0]["with_device"] == 0 and rows[1]["with_device"] > 0.9 * rows[1]["n"]
+        finally:
+            adapter.execute("drop schema wn_view cascade")

@@ -9,6 +9,8 @@ is given, the state is missing, or ``--as-of`` went back before the last process
 It re-seals the bases (see :mod:`warehouse_native.sql.incremental`) at the next run's first
 reprocessed day when they are missing or unusable (a longer lookback than when they were
 sealed), after a backfill, or when ``RESEAL_DAYS`` kept days have piled up after the seal.
+The per-day state is written only for days before the next run's first reprocessed day
+(``kept_before``); a run whose lookback would start later starts there.
 """
 
 from __future__ import annotations
@@ -70,14 +72,16 @@ def decide(adapter: Adapter, schema: str, plan: AnalysisPlan, *, full_refresh: b
         if changed:
             fill[source] = changed
     sealed = dt.date.fromisoformat(row["sealed_before"]) if row.get("sealed_before") else None
-    bases = ["exposure_base"] + [f"base:{s.source}" for s in plan.scans
-                                 if any(c.window == "post" and c.agg != "count_distinct" for c in s.columns)]
+    based = {s.source: [c.name for c in s.columns if c.window == "post" and c.agg != "count_distinct"]
+             for s in plan.scans}   # the columns a source's base holds
+    bases = ["exposure_base"] + [f"base:{src}" for src, cols in based.items() if cols]
     if sealed and (sealed > since or not all(present.get(b) for b in bases)):
         sealed = None   # the base holds days this run reprocesses (a longer lookback), or is gone
-    reseal = (sealed is None or bool(fill) or (since - sealed).days >= RESEAL_DAYS)
+    refilled = any(set(cols) & set(fill.get(src, ())) for src, cols in based.items())
+    reseal = sealed is None or refilled or (since - sealed).days >= RESEAL_DAYS
+    # since <= seal_at always: the per-day state is written for the days before seal_at
     spec = IncrementalSpec(since=since, exists=True, tables=tables, present=present, fill=fill,
-                           sealed_before=sealed, seal_at=seal_at if reseal else None,
-                           keep_before=max(since, seal_at))
+                           sealed_before=sealed, seal_at=seal_at if reseal else None, keep_before=seal_at)
     note = f"reprocessing from {since} (last processed {through}, lookback {lookback_days} days)"
     if fill:
         note += "; backfilling " + ", ".join(f"{s}: {', '.join(c)}" for s, c in fill.items())

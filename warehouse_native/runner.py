@@ -104,7 +104,7 @@ def run_experiment(project: Project, target: Target, adapter: Adapter, experimen
     stage = f"{schema}.__wn_{run_id.split('_')[-1]}"
     if mode not in MODES:
         raise WnError(f"unknown mode '{mode}'; use one of {', '.join(MODES)}")
-    # incremental runs stage their new partials as tables: they are written into the state
+    # incremental runs stage what becomes state as tables and what is read once as temporary tables
     result = RunResult(run_id, experiment, "running", strategy if mode == "stateless" else "state",
                        started, mode=mode)
     stage_relations: list[str] = []
@@ -221,6 +221,7 @@ def _publish(adapter: Adapter, schema: str, plan: AnalysisPlan, result: RunResul
     assert outputs is not None
     unit_table = unit_metrics_table(plan.experiment)
     with adapter.transaction():
+        adapter.lock_publish(schema)
         # the old table is renamed away, the view re-pointed, then the old table dropped: a
         # view that reads a table blocks dropping it in engines that track dependencies
         replaced = f"{stage.split('.')[-1]}_replaced"
@@ -254,7 +255,13 @@ def _publish_exposures_view(adapter: Adapter, schema: str) -> None:
     relations = adapter.relations(schema)
     current: list[str] = []
     if relations.get("exposures") == "table":
-        adapter.execute(f"DROP TABLE {schema}.exposures")
+        try:
+            adapter.execute(f"DROP TABLE {schema}.exposures")
+        except Exception as exc:
+            raise WarehouseError(
+                f"cannot replace the table {schema}.exposures (written by an older wn) with the view wn now "
+                f"publishes: {exc}".strip(), step="publish",
+                hint=f"drop or repoint what depends on {schema}.exposures (e.g. your views), then run again") from None
     elif relations.get("exposures") == "view":
         current = adapter.table_columns(schema, "exposures")
     tables = {name: adapter.table_columns(schema, name) for name, kind in relations.items()

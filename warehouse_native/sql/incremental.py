@@ -14,10 +14,11 @@ lookback) and reads older days from the state.  A unit's value is its sealed bas
 roll-up of the per-day rows after the seal (older kept days + reprocessed days), so the cost
 of a daily run follows the new days and the units, not the length of the history.  The
 base is re-sealed (moved up to the next run's ``since``) when it is missing, after a
-backfill, and when more than ``RESEAL_DAYS`` kept days sit between it and ``since``.
-Columns whose definition hash changed (or that are new) are backfilled over the whole
-history, alone; the state is rebuilt from scratch when the experiment's exposure definition
-changed.
+backfill, and when ``RESEAL_DAYS`` or more kept days sit between it and ``since``.
+Reprocessed days are written into the per-day state only before ``keep_before`` (the next
+run reprocesses the later ones anyway).  Columns whose definition hash changed (or that are
+new) are backfilled over the whole history, alone; the state is rebuilt from scratch when
+the experiment's exposure definition changed.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from dataclasses import dataclass, field, replace
 from ..plan import AnalysisPlan, SourceScan, UnitColumn
 from .expressions import date, literal, qualify, ts
 from .render import (_ENV, ARG_MIN_DIALECTS, CompiledPlan, Statement, _aggregate, _aggregates_select, _condition, _create,
-                     _finish, _parse, _post_days, _write, prefilter)
+                     _finish, _parse, _post_days, _write, prefilter, temp_name)
 
 _ROLLUP = {"count": "sum", "sum": "sum", "flag": "max", "distinct_days": "sum"}
 
@@ -120,9 +121,6 @@ class _Source:
     post_cols: list[UnitColumn]
     val_cols: list[UnitColumn]
     pre_cols: list[UnitColumn]
-    old_days: str | None = None
-    new_days: str | None = None
-    days_table: str | None = None
     base: str | None = None                 # the per-unit base the unit metrics merge
     inputs: list = field(default_factory=list)   # per-day rows after it: (relation, from day, to day)
     old_vals: str | None = None
@@ -151,10 +149,10 @@ def compile_incremental(plan: AnalysisPlan, spec: IncrementalSpec, *, dialect: s
         return t[name] if spec.exists and spec.present.get(name) else None
 
     def add(step: str, sql: str, relation: str, temp: bool = False) -> str:
-        """Stage a table; ``temp`` for one read in this session only (copied into the state by
-        INSERT at publish), persistent for one renamed into the state or published."""
+        """Stage a table: ``temp`` for one only read in this session (at most copied into the
+        state by INSERT at publish), persistent for one renamed into the state or published."""
         if temp:
-            relation = relation.split(".")[-1]   # temporary tables live in the session's schema
+            relation = temp_name(relation)
         stmts.append(_create(step, relation, _parse(sql, step), dialect, temp=temp))
         return relation
 
@@ -173,18 +171,19 @@ def compile_incremental(plan: AnalysisPlan, spec: IncrementalSpec, *, dialect: s
     inputs = _clip(inputs + [(new_exp_days, None, None)], None, None)
     merge = _ENV.get_template("incremental/exposures_merge.sql.j2")
 
-    def exposures_sql(base: str | None, rows: list, form: str) -> str:
-        return merge.render(plan=plan, base=base, base_before=spec.sealed_before, inputs=rows, form=form,
-                            describe=_describe(rows), literal=literal, date=date,
-                            arg_min=dialect in ARG_MIN_DIALECTS)
+    def exposures_sql(base: str | None, base_before: dt.date | None, rows: list, form: str) -> str:
+        return merge.render(plan=plan, base=base, base_before=base_before, inputs=rows, form=form,
+                            describe=_describe(rows), date=date, arg_min=dialect in ARG_MIN_DIALECTS)
 
+    base_before = spec.sealed_before
     if spec.seal_at:
-        sealed = add("exposure_base", exposures_sql(exp_base, _clip(inputs, None, spec.seal_at), "base"),
+        sealed = add("exposure_base", exposures_sql(exp_base, base_before, _clip(inputs, None, spec.seal_at), "base"),
                      f"{stage_prefix}_exposure_base")
         swap(sealed, t["exposure_base"])
-        exp_base, inputs = sealed, _clip(inputs, spec.seal_at, None)
-    exposures = add("exposures", exposures_sql(exp_base, inputs, "published"), f"{stage_prefix}_exposures",
-                    temp=True)
+        exp_base, base_before, inputs = sealed, spec.seal_at, _clip(inputs, spec.seal_at, None)
+    # read by every scan of this run, published through unit_metrics (wn.exposures is a view)
+    exposures = add("exposures", exposures_sql(exp_base, base_before, inputs, "published"),
+                    f"{stage_prefix}_exposures", temp=True)
     if old_exp:
         publish.append(f"DELETE FROM {old_exp} WHERE day >= {_date_sql(since)}")
         publish.append(f"INSERT INTO {old_exp} SELECT * FROM {new_exp_days}{_kept_days(spec)}")
@@ -297,28 +296,27 @@ def _post_state(ctx: _Ctx, src: _Source, fill: set[str], prefix: str) -> None:
     fill_cols = [c for c in src.post_cols if c.name in fill or (spec.exists and not old_days)]
     # a rebuild: the new days are the whole state
     rebuild = not old_days and not fill_cols
-    src.new_days = days(src.post_cols, spec.since_ts, plan.end, f"days__{scan.source}", f"{prefix}_days_new",
-                        temp=not rebuild)
+    new_days = days(src.post_cols, spec.since_ts, plan.end, f"days__{scan.source}", f"{prefix}_days_new",
+                    temp=not rebuild)
     if rebuild:
-        ctx.swap(src.new_days, spec.tables[key])
-        src.base, src.inputs = None, [(src.new_days, None, None)]
+        ctx.swap(new_days, spec.tables[key])
+        src.base, src.inputs = None, [(new_days, None, None)]
     elif old_days and not fill_cols:
-        src.old_days = old_days
         src.base = ctx.old(f"base:{scan.source}") if spec.sealed_before else None
         src.inputs = _clip([(old_days, spec.sealed_before if src.base else None, spec.since),
-                            (src.new_days, None, None)], None, None)
+                            (new_days, None, None)], None, None)
         names = ", ".join(["unit_id", "day"] + [c.name for c in src.post_cols])
         ctx.publish.append(f"DELETE FROM {old_days} WHERE day >= {_date_sql(spec.since)}")
-        ctx.publish.append(f"INSERT INTO {old_days} ({names}) SELECT {names} FROM {src.new_days}{_kept_days(spec)}")
+        ctx.publish.append(f"INSERT INTO {old_days} ({names}) SELECT {names} FROM {new_days}{_kept_days(spec)}")
     else:
         fill_rel = (days(fill_cols, plan.start, spec.since_ts, f"backfill_days__{scan.source}", f"{prefix}_days_fill")
                     if fill_cols else None)
         merged = _ENV.get_template("incremental/merge_days.sql.j2").render(
             scan=scan, cols=src.post_cols, fill_cols=fill_cols, fill_names={c.name for c in fill_cols},
-            old=old_days, fill=fill_rel, new=src.new_days, since=spec.since, date=date)
-        src.days_table = ctx.add(f"state_days__{scan.source}", merged, f"{prefix}_days_all")
-        ctx.swap(src.days_table, spec.tables[key])
-        src.base, src.inputs = None, [(src.days_table, None, None)]
+            old=old_days, fill=fill_rel, new=new_days, since=spec.since, date=date)
+        days_all = ctx.add(f"state_days__{scan.source}", merged, f"{prefix}_days_all")
+        ctx.swap(days_all, spec.tables[key])
+        src.base, src.inputs = None, [(days_all, None, None)]
     if spec.seal_at:   # move the base up to the next run's first reprocessed day
         sealed = ctx.add(f"base__{scan.source}", _ENV.get_template("incremental/post_base.sql.j2").render(
             scan=scan, cols=src.post_cols, base=src.base, base_before=spec.sealed_before, seal_at=spec.seal_at,

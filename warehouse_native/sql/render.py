@@ -6,8 +6,8 @@ data, no connection — that the warehouse layer executes in order.
 
 Steps of the plan::
 
-    exposures (output) -> scan__<source> (intermediate, one per source) -> unit_metrics (output)
-                       -> aggregates (query, fetched: small)
+    exposures (temporary table, read by every scan) -> scan__<source> (intermediate, one per
+    source) -> unit_metrics (output; wn.exposures is a view over it) -> aggregates (query, fetched)
 
 ``strategy``: ``cte`` inlines every intermediate as a CTE of the statement that reads it;
 ``temp`` materialises each intermediate as a temporary table; ``auto`` materialises an
@@ -286,7 +286,7 @@ def compile_plan(plan: AnalysisPlan, *, dialect: str = "duckdb", strategy: str =
         raise CompileError(f"unknown dialect '{dialect}'; use one of {', '.join(DIALECTS)}")
     if strategy not in STRATEGIES:
         raise CompileError(f"unknown strategy '{strategy}'; use one of {', '.join(STRATEGIES)}")
-    rel = {"exposures": temp_name(stage_prefix, "exposures"), "unit_metrics": f"{stage_prefix}_unit_metrics"}
+    rel = {"exposures": temp_name(f"{stage_prefix}_exposures"), "unit_metrics": f"{stage_prefix}_unit_metrics"}
     for scan in plan.scans:
         rel[scan.step_name] = f"__wn_{scan.step_name}"
 
@@ -300,8 +300,9 @@ def compile_plan(plan: AnalysisPlan, *, dialect: str = "duckdb", strategy: str =
 
     stmts: list[Statement] = []
     exposures = _parse(_exposures_select(plan, dialect), "exposures")
-    # staged exposures are read in this session only (published by INSERT): a temporary table
-    # skips the durable write (about half the step's time in DuckDB at 1M units)
+    # staged exposures are read in this session only (published through unit_metrics, which
+    # wn.exposures is a view over): a temporary table skips the durable write (about half
+    # the step's time in DuckDB at 1M units)
     stmts.append(_create("exposures", rel["exposures"], exposures, dialect, temp=True))
     inline: list[tuple[str, exp.Expression]] = []
     for name, sql in intermediates.items():
@@ -322,10 +323,10 @@ def compile_plan(plan: AnalysisPlan, *, dialect: str = "duckdb", strategy: str =
                         relations={k: rel[k] for k in ("exposures", "unit_metrics")})
 
 
-def temp_name(stage_prefix: str, step: str) -> str:
-    """A temporary table's name: the stage prefix without its schema (temporary tables live in
-    the session's own schema)."""
-    return f"{stage_prefix.split('.')[-1]}_{step}"
+def temp_name(relation: str) -> str:
+    """A staged relation's name as a temporary table: without its schema (temporary tables
+    live in the session's own schema)."""
+    return relation.split(".")[-1]
 
 
 def _create(step: str, relation: str, select: exp.Expression, dialect: str, *, temp: bool) -> Statement:

@@ -60,6 +60,10 @@ class Adapter(abc.ABC):
             return duckdb_sql
         return sqlglot.transpile(duckdb_sql, read="duckdb", write=self.dialect)[0]
 
+    def lock_publish(self, schema: str) -> None:
+        """Serialise publish transactions on the schema (inside the transaction); engines with a
+        single writer per database need nothing."""
+
     def relations(self, schema: str) -> dict[str, str]:
         """Tables and views of a schema: name -> 'table' | 'view'."""
         rows = self.fetch("select table_name, table_type from information_schema.tables "

@@ -78,6 +78,10 @@ class PostgresAdapter(Adapter):
     def close(self) -> None:
         self.con.close()
 
+    def lock_publish(self, schema: str) -> None:
+        # two experiments publishing at once would each rebuild wn.exposures from what they saw
+        self.execute("select pg_advisory_xact_lock(hashtext(%s))", [f"wn publish {schema}"])
+
     def table_columns(self, schema: str, table: str) -> list[str]:
         rows = self.fetch("select column_name from information_schema.columns where table_schema = %s "
                           "and table_name = %s order by ordinal_position", [schema, table])

@@ -92,7 +92,7 @@ def exposure_dimensions(unit_metrics_columns: list[str]) -> list[str] | None:
     """The dimension columns of a unit_metrics table (wn writes them between
     ``exposure_count`` and ``post_days``); None for a table that is not wn's."""
     lower = [c.lower() for c in unit_metrics_columns]
-    if "exposure_count" not in lower or "post_days" not in lower:
+    if any(c not in lower for c, _ in EXPOSURES) or "post_days" not in lower:
         return None
     return unit_metrics_columns[lower.index("exposure_count") + 1:lower.index("post_days")]
 
@@ -115,7 +115,10 @@ def exposures_view(schema: str, tables: dict[str, list[str]], current: list[str]
     parts = []
     for table, own in dims_of.items():
         have = {d.lower() for d in own}
-        cols = base + [d if d.lower() in have else f"cast(null as varchar) as {d}" for d in dims]
+        # fixed types: an engine that checks view column types on replace (PostgreSQL) must see
+        # the same ones whatever the sources' timestamp or id types are
+        cols = [f"cast({c} as {kind}) as {c}" for c, kind in EXPOSURES]
+        cols += [f"cast({d if d.lower() in have else 'null'} as varchar) as {d}" for d in dims]
         parts.append(f"select {', '.join(cols)} from {schema}.{table}")
     return f"CREATE OR REPLACE VIEW {schema}.exposures AS\n" + "\nunion all\n".join(parts)
 
