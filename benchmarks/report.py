@@ -6,7 +6,6 @@
 from __future__ import annotations
 
 import json
-import statistics
 from pathlib import Path
 
 import os
@@ -238,7 +237,7 @@ def summary(results: list[dict]) -> str:
             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for res in results:
         head = _headline(res["timing"])
-        auto = ref = pm = None
+        auto = ref = None
         cells = ["–"] * 4
         if head:
             med, cm = head["median"], head.get("cpu_median", {})
