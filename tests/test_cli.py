@@ -24,6 +24,11 @@ def test_seed_run_show_compile(tmp_path: Path):
     run = wn("run", "--experiment", "button_color_v3", "--as-of", "2026-11-01", cwd=root)
     assert run.returncode == 0, run.stderr
     assert "SRM" in run.stdout and "visited_signup" in run.stdout and "revenue" in run.stdout
+    # an incremental run (the default) writes what its publish runs too: the view and the state updates
+    compiled = root / "target" / "compiled" / "button_color_v3" / "duckdb"
+    view = next(compiled.glob("*_publish_unit_metrics_view.sql")).read_text()
+    assert "state__button_color_v3__base__events" in view and "published as unit_metrics__button_color_v3" in view
+    assert list(compiled.glob("*_publish_state.sql"))
     show = wn("show", "--experiment", "button_color_v3", "--slices", "--as-of", "2026-11-01", cwd=root)
     assert show.returncode == 0, show.stderr
     assert "country = US" in show.stdout

@@ -90,21 +90,26 @@ def test_incremental_statements_parse_back_in_every_dialect(plan, dialect, case)
     tables = state_tables("wn", plan.experiment, [s.source for s in plan.scans])
     day = dt.date(2026, 10, 20)
     spec = {
-        "rebuild": IncrementalSpec(since=plan.start.date(), exists=False, tables=tables, seal_at=day,
-                                   keep_before=day),
+        "rebuild": IncrementalSpec(since=plan.start.date(), exists=False, tables=tables, seal_at=day),
         "daily": IncrementalSpec(since=day, exists=True, tables=tables, present={k: True for k in tables},
-                                 sealed_before=day - dt.timedelta(days=3), keep_before=day + dt.timedelta(days=1)),
+                                 sealed_before=day - dt.timedelta(days=3)),
         "reseal_and_backfill": IncrementalSpec(
             since=day, exists=True, tables=tables, present={k: True for k in tables},
             fill={plan.scans[0].source: (plan.scans[0].columns[0].name,)}, sealed_before=day,
-            seal_at=day + dt.timedelta(days=1), keep_before=day + dt.timedelta(days=1)),
+            seal_at=day + dt.timedelta(days=1)),
     }[case]
     compiled = compile_incremental(plan, spec, dialect=dialect, stage_prefix="wn.__wn_x")
     steps = [s.step for s in compiled.statements]
-    assert steps[0] == "exposure_days" and steps[-2:] == ["unit_metrics", "aggregates"]
+    assert steps[0] == "exposure_days" and steps[-1] == "aggregates" and "unit_metrics" not in steps
     assert ("exposure_base" in steps) == (case != "daily")
     for stmt in compiled.statements:
         parsed = sqlglot.parse(stmt.sql, read=dialect)
         assert len(parsed) == 1 and parsed[0] is not None, stmt.step
-    unit_metrics = next(s.sql for s in compiled.statements if s.step == "unit_metrics")
-    assert ("state__button_color_v3__base__events" in unit_metrics) == (case == "daily")
+    # the run's unit metrics are inline in the aggregates statement
+    aggregates = next(s.sql for s in compiled.statements if s.step == "aggregates")
+    assert ("state__button_color_v3__base__events" in aggregates) == (case == "daily")
+    # the published view reads the state only, never this run's staged relations
+    view = compiled.unit_view
+    assert len(sqlglot.parse(view, read=dialect)) == 1
+    assert "__wn_x" not in view
+    assert "state__button_color_v3__base__events" in view and "state__button_color_v3__exposure_base" in view

@@ -64,6 +64,7 @@ def test_incremental_equals_full_refresh_after_a_new_day_and_late_data(project_a
         inc = run_experiment(project, target, adapter, "button_color_v3", as_of=DAY, mode="incremental")
         assert inc.note.startswith(f"reprocessing from {DAY - dt.timedelta(days=2)}")
         inc_units = _unit_metrics(adapter)
+        inc_kind = adapter.relations("wn")["unit_metrics__button_color_v3"]
         full = run_experiment(project, target, adapter, "button_color_v3", as_of=DAY, mode="stateless")
         full_units = _unit_metrics(adapter)
         assert _assert_same(adapter, inc.run_id, full.run_id) > 100
@@ -77,7 +78,11 @@ def test_incremental_equals_full_refresh_after_a_new_day_and_late_data(project_a
                 else:
                     assert value == other, (unit, col)
         steps = {s.step: s for s in inc.steps}
-        assert steps["days__events"].rows < steps["unit_metrics"].rows * 3  # only the recent days
+        assert steps["days__events"].rows < len(full_units) * 3  # only the recent days
+        # incremental runs publish the unit metrics as a view over the state (no per-unit copy),
+        # a stateless run as a table: the last run replaced the view
+        assert steps["unit_metrics"].action == "inline"
+        assert inc_kind == "view" and adapter.relations("wn")["unit_metrics__button_color_v3"] == "table"
 
 
 def test_changed_and_added_metrics_backfill_alone(project_and_target, demo_project):
@@ -185,9 +190,10 @@ def test_windowed_metrics_stay_rates_and_match_incrementally(project_and_target,
 
 
 def test_daily_runs_keep_sealed_bases_exact_through_reseals_and_lookback_changes(project_and_target):
-    """Day by day: runs that merge the sealed base with kept and new days, a shorter lookback
-    (starts where the per-day state ends), a re-seal after RESEAL_DAYS kept days, and a longer
-    lookback that reaches into the base (re-sealed from the per-day state) all equal a full scan."""
+    """Day by day: runs that merge the sealed base with kept and new days, a shorter lookback,
+    a re-seal after RESEAL_DAYS kept days, a longer lookback that reaches into the base
+    (re-sealed from the per-day state), and a state written by an older wn that kept fewer
+    days all equal a full scan."""
     from warehouse_native.sql.incremental import RESEAL_DAYS
 
     project, target = project_and_target
@@ -196,7 +202,7 @@ def test_daily_runs_keep_sealed_bases_exact_through_reseals_and_lookback_changes
         _hold_back(adapter, first_day + dt.timedelta(days=1))
         run_experiment(project, target, adapter, "button_color_v3", as_of=first_day, mode="full-refresh")
         state = "select sealed_before, kept_before from wn.incremental_state where experiment = 'button_color_v3'"
-        assert adapter.fetch(state) == [{"sealed_before": "2026-10-15", "kept_before": "2026-10-15"}]
+        assert adapter.fetch(state) == [{"sealed_before": "2026-10-15", "kept_before": None}]
         notes = {}
         lookbacks = {dt.date(2026, 10, 22): 1, last: 4}
         day = first_day
@@ -209,13 +215,17 @@ def test_daily_runs_keep_sealed_bases_exact_through_reseals_and_lookback_changes
             if day in (dt.date(2026, 10, 20), dt.date(2026, 10, 22), dt.date(2026, 10, 24), last):
                 full = run_experiment(project, target, adapter, "button_color_v3", as_of=day, mode="stateless")
                 _assert_same(adapter, run.run_id, full.run_id)
-        # 10-22, lookback 1: the per-day state ends before 10-20 (the day the previous run
-        # expected to start from), so the run starts there, not at 10-21
-        assert notes[dt.date(2026, 10, 22)].startswith("reprocessing from 2026-10-20"), notes
+        # 10-22, lookback 1: the run reprocesses the last processed day only
+        assert notes[dt.date(2026, 10, 22)].startswith("reprocessing from 2026-10-21"), notes
         sealing = [d for d, note in notes.items() if "sealing the per-unit bases" in note]
         # base sealed before 10-15; on 10-24 the run starts at 10-22: seven kept days after the
         # seal (RESEAL_DAYS) -> re-sealed before 10-23; on 10-25 a lookback of 4 starts at
         # 10-21, inside that base -> rebuilt from the per-day state
         assert RESEAL_DAYS == 7
         assert sealing == [dt.date(2026, 10, 24), last], notes
-        assert adapter.fetch(state) == [{"sealed_before": "2026-10-22", "kept_before": "2026-10-22"}]
+        assert adapter.fetch(state) == [{"sealed_before": "2026-10-22", "kept_before": None}]
+        # a state from an older wn kept the per-day rows before kept_before only: the run starts there
+        adapter.execute("update wn.incremental_state set kept_before = '2026-10-23'")
+        run = run_experiment(project, target, adapter, "button_color_v3", as_of=last, mode="incremental")
+        assert run.note.startswith("reprocessing from 2026-10-23"), run.note
+        _assert_same(adapter, run.run_id, full.run_id)

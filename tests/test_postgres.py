@@ -313,7 +313,7 @@ def test_incremental_runs_on_postgres_match_a_full_scan(env: SimpleNamespace) ->
 def test_exposures_view_on_postgres_spans_experiments_and_migrates(env: SimpleNamespace) -> None:
     """An old wn.exposures table that a user's view depends on stops the run with a fix; once
     it can go, the view replaces it, spans two experiments (NULL for a dimension one lacks),
-    and is replaced again by later runs while a user's view reads it."""
+    and is replaced again by later runs, stateless and incremental, while a user's view reads it."""
     target = dataclasses.replace(env.pg, schema="wn_view")
     with connect(target) as adapter:
         adapter.execute("create schema wn_view")
@@ -332,6 +332,11 @@ def test_exposures_view_on_postgres_spans_experiments_and_migrates(env: SimpleNa
             assert adapter.table_columns("wn_view", "exposures")[-2:] == ["country", "device"]
             adapter.execute("create view wn_view.mine as select experiment, unit_id, device from wn_view.exposures")
             run_experiment(env.project, target, adapter, EXPERIMENT, as_of=AS_OF)   # replaces the view again
+            # incremental runs publish unit_metrics as a view over state tables, which a full
+            # refresh replaces: PostgreSQL tracks both dependencies (and the user's view)
+            for mode in ("incremental", "full-refresh", "incremental"):
+                run_experiment(env.project, target, adapter, EXPERIMENT, as_of=AS_OF, mode=mode)
+                assert adapter.relations("wn_view")[f"unit_metrics__{EXPERIMENT}"] == "view"
             rows = adapter.fetch("select experiment, count(*) as n, count(device) as with_device "
                                  "from wn_view.mine group by experiment order by experiment")
             units = {e: adapter.fetch(f"select count(*) as n from wn_view.unit_metrics__{e}")[0]["n"]

@@ -9,8 +9,8 @@ is given, the state is missing, or ``--as-of`` went back before the last process
 It re-seals the bases (see :mod:`warehouse_native.sql.incremental`) at the next run's first
 reprocessed day when they are missing or unusable (a longer lookback than when they were
 sealed), after a backfill, or when ``RESEAL_DAYS`` kept days have piled up after the seal.
-The per-day state is written only for days before the next run's first reprocessed day
-(``kept_before``); a run whose lookback would start later starts there.
+A state written by an earlier wn kept the per-day rows only before
+``kept_before``; a run on such a state starts there at the latest.
 """
 
 from __future__ import annotations
@@ -40,8 +40,7 @@ def decide(adapter: Adapter, schema: str, plan: AnalysisPlan, *, full_refresh: b
     seal_at = max(start, last_day(plan) + dt.timedelta(days=1) - dt.timedelta(days=lookback_days))
 
     def rebuild(reason: str) -> tuple[IncrementalSpec, str]:
-        return IncrementalSpec(since=start, exists=False, tables=tables, present=present, seal_at=seal_at,
-                               keep_before=seal_at), reason
+        return IncrementalSpec(since=start, exists=False, tables=tables, present=present, seal_at=seal_at), reason
 
     if full_refresh:
         return rebuild("full refresh requested")
@@ -59,8 +58,7 @@ def decide(adapter: Adapter, schema: str, plan: AnalysisPlan, *, full_refresh: b
         return rebuild(f"the analysis now ends before the last processed day {through} "
                        "(an earlier --as-of or a shorter experiment)")
     since = max(start, through + dt.timedelta(days=1) - dt.timedelta(days=lookback_days))
-    # the per-day state holds the days before the previous run's next first day only (the
-    # days after it are reprocessed anyway): a shorter lookback starts there instead
+    # an older state kept the per-day rows before ``kept_before`` only: start there at the latest
     kept = dt.date.fromisoformat(row["kept_before"]) if row.get("kept_before") else None
     if kept and kept < since:
         since = max(start, kept)
@@ -81,7 +79,7 @@ def decide(adapter: Adapter, schema: str, plan: AnalysisPlan, *, full_refresh: b
     reseal = sealed is None or refilled or (since - sealed).days >= RESEAL_DAYS
     # since <= seal_at always: the per-day state is written for the days before seal_at
     spec = IncrementalSpec(since=since, exists=True, tables=tables, present=present, fill=fill,
-                           sealed_before=sealed, seal_at=seal_at if reseal else None, keep_before=seal_at)
+                           sealed_before=sealed, seal_at=seal_at if reseal else None)
     note = f"reprocessing from {since} (last processed {through}, lookback {lookback_days} days)"
     if fill:
         note += "; backfilling " + ", ".join(f"{s}: {', '.join(c)}" for s, c in fill.items())
@@ -94,4 +92,4 @@ def state_row(plan: AnalysisPlan, run_id: str, spec: IncrementalSpec) -> list[An
     sealed = spec.sealed_after
     return [plan.experiment, state_key(plan), last_day(plan).isoformat(),
             json.dumps(column_hashes(plan), sort_keys=True), run_id, dt.datetime.now(),
-            sealed.isoformat() if sealed else None, spec.keep_before.isoformat() if spec.keep_before else None]
+            sealed.isoformat() if sealed else None, None]   # kept_before: every processed day is kept

@@ -84,6 +84,13 @@ def compiled_files(plan: AnalysisPlan, compiled: CompiledPlan, models: list[tupl
     for stmt in compiled.statements:
         files.append((stmt.step if stmt.action != "drop" else f"drop_{stmt.step}",
                       header(plan, compiled, stmt) + stmt.sql))
+    if compiled.unit_view:   # what the publish transaction creates and runs
+        view = Statement("publish_unit_metrics_view", "create_view", compiled.unit_view)
+        files.append((view.step, header(plan, compiled, view)
+                      + f"-- published as {unit_metrics_table(plan.experiment)}\n" + compiled.unit_view))
+    if compiled.publish:
+        state = Statement("publish_state", "publish", ";\n".join(compiled.publish))
+        files.append((state.step, header(plan, compiled, state) + state.sql))
     return files
 
 
@@ -222,17 +229,13 @@ def _publish(adapter: Adapter, schema: str, plan: AnalysisPlan, result: RunResul
     unit_table = unit_metrics_table(plan.experiment)
     with adapter.transaction():
         adapter.lock_publish(schema)
-        # the old table is renamed away, the view re-pointed, then the old table dropped: a
-        # view that reads a table blocks dropping it in engines that track dependencies
-        replaced = f"{stage.split('.')[-1]}_replaced"
-        had = adapter.relations(schema).get(unit_table) == "table"
-        if had:
-            adapter.execute(f"ALTER TABLE {schema}.{unit_table} RENAME TO {replaced}")
-        adapter.execute(f"ALTER TABLE {compiled.relations['unit_metrics']} RENAME TO {unit_table}")
-        _publish_exposures_view(adapter, schema)
-        if had:
-            adapter.execute(f"DROP TABLE {schema}.{replaced}")
-        adapter.insert_rows(f"{schema}.metric_aggregates", TABLES["metric_aggregates"], outputs.metric_aggregates)
+        # wn.exposures reads every experiment's unit metrics: point it past this experiment's
+        # first, so that engines which track view dependencies (PostgreSQL) let the old
+        # relation, and the state tables an old view reads, be dropped
+        old = adapter.relations(schema).get(unit_table)
+        if old:
+            _publish_exposures_view(adapter, schema, without=unit_table)
+            adapter.execute(f"DROP {'VIEW' if old == 'view' else 'TABLE'} {schema}.{unit_table}")
         if result.mode != "stateless":
             for sql in compiled.publish:
                 adapter.execute(sql)
@@ -240,6 +243,12 @@ def _publish(adapter: Adapter, schema: str, plan: AnalysisPlan, result: RunResul
                             [plan.experiment])
             adapter.insert_rows(f"{schema}.{incremental.STATE_TABLE}", TABLES["incremental_state"],
                                 [incremental.state_row(plan, result.run_id, spec)])
+        if compiled.unit_view:   # incremental modes: a view over the state just published
+            adapter.execute(f"CREATE VIEW {schema}.{unit_table} AS\n{compiled.unit_view}")
+        else:
+            adapter.execute(f"ALTER TABLE {compiled.relations['unit_metrics']} RENAME TO {unit_table}")
+        _publish_exposures_view(adapter, schema)
+        adapter.insert_rows(f"{schema}.metric_aggregates", TABLES["metric_aggregates"], outputs.metric_aggregates)
         if fault == "publish":
             raise WarehouseError("fault injected during publish", step="publish")
         adapter.insert_rows(f"{schema}.scorecard", TABLES["scorecard"], outputs.scorecard)
@@ -248,10 +257,10 @@ def _publish(adapter: Adapter, schema: str, plan: AnalysisPlan, result: RunResul
         adapter.insert_rows(f"{schema}.runs", TABLES["runs"], [_run_row(result, "success", None, target, as_of)])
 
 
-def _publish_exposures_view(adapter: Adapter, schema: str) -> None:
-    """Rebuild the ``exposures`` view over every experiment's unit_metrics table (in the
-    publish transaction).  A ``wn.exposures`` *table* left by an older wn is replaced: every
-    experiment it held also has its unit_metrics table."""
+def _publish_exposures_view(adapter: Adapter, schema: str, without: str | None = None) -> None:
+    """Rebuild the ``exposures`` view over every experiment's unit_metrics table or view (in
+    the publish transaction), leaving out ``without``.  A ``wn.exposures`` *table* left by
+    an older wn is replaced: every experiment it held also has its unit_metrics."""
     relations = adapter.relations(schema)
     current: list[str] = []
     if relations.get("exposures") == "table":
@@ -264,9 +273,9 @@ def _publish_exposures_view(adapter: Adapter, schema: str) -> None:
                 hint=f"drop or repoint what depends on {schema}.exposures (e.g. your views), then run again") from None
     elif relations.get("exposures") == "view":
         current = adapter.table_columns(schema, "exposures")
-    tables = {name: adapter.table_columns(schema, name) for name, kind in relations.items()
-              if kind == "table" and name.startswith(UNIT_METRICS_PREFIX)}
-    view = exposures_view(schema, tables, current)
+    units = {name: adapter.table_columns(schema, name) for name in relations
+             if name.startswith(UNIT_METRICS_PREFIX) and name != without}
+    view = exposures_view(schema, units, current)
     if view:
         adapter.execute(adapter.sql(view))
 

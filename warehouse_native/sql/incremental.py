@@ -15,10 +15,14 @@ roll-up of the per-day rows after the seal (older kept days + reprocessed days),
 of a daily run follows the new days and the units, not the length of the history.  The
 base is re-sealed (moved up to the next run's ``since``) when it is missing, after a
 backfill, and when ``RESEAL_DAYS`` or more kept days sit between it and ``since``.
-Reprocessed days are written into the per-day state only before ``keep_before`` (the next
-run reprocesses the later ones anyway).  Columns whose definition hash changed (or that are
-new) are backfilled over the whole history, alone; the state is rebuilt from scratch when
-the experiment's exposure definition changed.
+Columns whose definition hash changed (or that are new) are backfilled over the whole
+history, alone; the state is rebuilt from scratch when the experiment's exposure definition
+changed.
+
+The run computes its aggregates from the unit metrics inline (one statement, no per-unit
+write) and publishes ``unit_metrics__<experiment>`` as a *view* over the state
+(:attr:`CompiledPlan.unit_view`): the state already holds every unit's numbers, and writing
+them again as a wide table was the largest per-unit cost of a daily run.
 """
 
 from __future__ import annotations
@@ -31,8 +35,10 @@ from dataclasses import dataclass, field, replace
 
 from ..plan import AnalysisPlan, SourceScan, UnitColumn
 from .expressions import date, literal, qualify, ts
+from sqlglot import exp
+
 from .render import (_ENV, ARG_MIN_DIALECTS, CompiledPlan, Statement, _aggregate, _aggregates_select, _condition, _create,
-                     _finish, _parse, _post_days, _write, prefilter, temp_name)
+                     _finish, _parse, _post_days, _write, inline_cte, prefilter, temp_name)
 
 _ROLLUP = {"count": "sum", "sum": "sum", "flag": "max", "distinct_days": "sum"}
 
@@ -103,7 +109,6 @@ class IncrementalSpec:
     fill: dict[str, tuple[str, ...]] = field(default_factory=dict)  # source -> columns to backfill
     sealed_before: dt.date | None = None  # the stored bases hold the days before this one (None: no usable base)
     seal_at: dt.date | None = None        # this run re-seals every base at this day (None: keeps them)
-    keep_before: dt.date | None = None    # per-day state rows are written for days before this only
 
     @property
     def sealed_after(self) -> dt.date | None:
@@ -186,7 +191,7 @@ def compile_incremental(plan: AnalysisPlan, spec: IncrementalSpec, *, dialect: s
                     f"{stage_prefix}_exposures", temp=True)
     if old_exp:
         publish.append(f"DELETE FROM {old_exp} WHERE day >= {_date_sql(since)}")
-        publish.append(f"INSERT INTO {old_exp} SELECT * FROM {new_exp_days}{_kept_days(spec)}")
+        publish.append(f"INSERT INTO {old_exp} SELECT * FROM {new_exp_days}")
     else:
         swap(new_exp_days, t["exposure_days"])
 
@@ -205,16 +210,46 @@ def compile_incremental(plan: AnalysisPlan, spec: IncrementalSpec, *, dialect: s
         _pre_state(ctx, src, fill, prefix)
         sources.append(src)
 
-    unit_sql = _ENV.get_template("incremental/unit_metrics.sql.j2").render(
-        plan=plan, sources=sources, since=since, since_ts=since_ts, exposures=exposures,
+    # this run's unit metrics, inline in the aggregates statement: nothing per unit is written
+    unit_metrics = _parse(_unit_metrics_sql(plan, sources, since, since_ts, exposures), "unit_metrics")
+    aggregates = inline_cte(_parse(_aggregates_select(plan, {"unit_metrics": "unit_metrics"}), "aggregates"),
+                            "unit_metrics", unit_metrics)
+    stmts.append(Statement("aggregates", "query", _write(aggregates, dialect, "aggregates")))
+    view = _write(_published_unit_metrics(plan, spec, sources, exposures_sql), dialect, "unit_metrics_view")
+    return CompiledPlan(plan.experiment, dialect, "incremental", tuple(stmts),
+                        {"unit_metrics": "inline; published as a view over the state"}, tuple(publish),
+                        relations={"exposures": exposures}, unit_view=view)
+
+
+def _unit_metrics_sql(plan: AnalysisPlan, sources: list[_Source], since: dt.date, since_ts: dt.datetime,
+                      exposures: str, sealed: dt.date | None = None) -> str:
+    """The unit metrics select: this run's (``sealed`` None) or the published view's."""
+    return _ENV.get_template("incremental/unit_metrics.sql.j2").render(
+        plan=plan, sources=sources, since=since, since_ts=since_ts, exposures=exposures, sealed=sealed,
         literal=literal, date=date, ts=ts, rollup=lambda c: _ROLLUP[c.agg],
         post_days=lambda: _post_days(plan), finish=lambda c: _finish(c, _unit_value(sources, c), plan))
-    unit_metrics = add("unit_metrics", unit_sql, f"{stage_prefix}_unit_metrics")
-    rel = {"unit_metrics": unit_metrics}
-    aggregates = _parse(_aggregates_select(plan, rel), "aggregates")
-    stmts.append(Statement("aggregates", "query", _write(aggregates, dialect, "aggregates")))
-    return CompiledPlan(plan.experiment, dialect, "incremental", tuple(stmts), {}, tuple(publish),
-                        relations={"exposures": exposures, "unit_metrics": unit_metrics})
+
+
+def _published_unit_metrics(plan: AnalysisPlan, spec: IncrementalSpec, sources: list[_Source],
+                            exposures_sql) -> exp.Expression:
+    """The ``unit_metrics__<experiment>`` view: the same unit metrics, read from the state as
+    this run leaves it (its sealed bases, every kept day after them, the covariates and the
+    distinct values), so it always matches the latest run's aggregates."""
+    t, sealed = spec.tables, spec.sealed_after
+    stored = []
+    for src in sources:
+        s = src.scan.source
+        stored.append(_Source(scan=src.scan, post_cols=src.post_cols, val_cols=src.val_cols, pre_cols=src.pre_cols,
+                              base=t[f"base:{s}"] if src.post_cols and sealed else None,
+                              inputs=[(t[f"days:{s}"], sealed, None)] if src.post_cols else [],
+                              new_vals=t[f"values:{s}"] if src.val_cols else None,
+                              pre_table=t[f"pre:{s}"] if src.pre_cols else None))
+    rows = [(t["exposure_days"], sealed, None)]
+    exposures = _parse(exposures_sql(t["exposure_base"] if sealed else None, sealed, rows, "published"),
+                       "unit_metrics_view")
+    units = _parse(_unit_metrics_sql(plan, stored, spec.since, spec.since_ts, "exposed_units", sealed),
+                   "unit_metrics_view")
+    return inline_cte(units, "exposed_units", exposures)
 
 
 def _date_sql(day: dt.date) -> str:
@@ -239,11 +274,6 @@ def _unit_value(sources: list[_Source], c: UnitColumn) -> str:
         if c in src.pre_cols:
             return f"r{i}.{c.name}"
     raise ValueError(f"column {c.name} is in no source")
-
-
-def _kept_days(spec: IncrementalSpec) -> str:
-    """Reprocessed days the next run reprocesses again are not written into the per-day state."""
-    return f" WHERE day < {_date_sql(spec.keep_before)}" if spec.keep_before else ""
 
 
 def _clip(inputs: list, lo: dt.date | None, hi: dt.date | None) -> list:
@@ -307,7 +337,7 @@ def _post_state(ctx: _Ctx, src: _Source, fill: set[str], prefix: str) -> None:
                             (new_days, None, None)], None, None)
         names = ", ".join(["unit_id", "day"] + [c.name for c in src.post_cols])
         ctx.publish.append(f"DELETE FROM {old_days} WHERE day >= {_date_sql(spec.since)}")
-        ctx.publish.append(f"INSERT INTO {old_days} ({names}) SELECT {names} FROM {new_days}{_kept_days(spec)}")
+        ctx.publish.append(f"INSERT INTO {old_days} ({names}) SELECT {names} FROM {new_days}")
     else:
         fill_rel = (days(fill_cols, plan.start, spec.since_ts, f"backfill_days__{scan.source}", f"{prefix}_days_fill")
                     if fill_cols else None)

@@ -60,6 +60,8 @@ class CompiledPlan:
     choices: dict[str, str] = field(default_factory=dict)   # intermediate -> 'inline' | 'temp'
     publish: tuple[str, ...] = ()   # extra statements for the publish transaction (incremental state)
     relations: dict[str, str] = field(default_factory=dict)  # 'exposures', 'unit_metrics' -> staged relation
+    # incremental modes: the SELECT published as the unit_metrics view (no staged unit_metrics table)
+    unit_view: str | None = None
 
 
 # -- fragments -------------------------------------------------------------------------
@@ -277,6 +279,17 @@ def _with_ctes(query: exp.Expression, ctes: list[tuple[str, exp.Expression]]) ->
     else:
         query.set(key, exp.With(expressions=new))
     return query
+
+
+def inline_cte(query: exp.Expression, name: str, body: exp.Expression) -> exp.Expression:
+    """``query`` reading ``body`` as the CTE ``name``; ``body``'s own CTEs are hoisted before
+    it (one flat WITH, which every dialect accepts)."""
+    key = "with_" if "with_" in body.arg_types else "with"
+    own = body.args.get(key)
+    ctes = [(c.alias, c.this) for c in own.expressions] if own is not None else []
+    body = body.copy()
+    body.set(key, None)
+    return _with_ctes(query, ctes + [(name, body)])
 
 
 def compile_plan(plan: AnalysisPlan, *, dialect: str = "duckdb", strategy: str = "auto",

@@ -98,17 +98,22 @@ def exposure_dimensions(unit_metrics_columns: list[str]) -> list[str] | None:
 
 
 def exposures_view(schema: str, tables: dict[str, list[str]], current: list[str]) -> str | None:
-    """``wn.exposures``: the exposure columns of every experiment's ``unit_metrics`` table.
+    """``wn.exposures``: the exposure columns of every experiment's ``unit_metrics`` table or view.
 
     A view rather than a copy: publishing a run's unit metrics publishes its exposures, with
     no second write of one row per unit.  Columns keep their order across rebuilds (``current``:
     the view's columns now), new dimensions are appended, and an experiment without a
-    dimension reads NULL for it.  None when there is no unit_metrics table."""
+    dimension reads NULL for it.  With no unit_metrics left but a view in place, the view
+    becomes an empty one with the same columns (views built on it stay valid); None when
+    there is neither."""
     base = [c for c, _ in EXPOSURES]
     dims_of = {t: d for t, cols in sorted(tables.items()) if (d := exposure_dimensions(cols)) is not None}
-    if not dims_of:
-        return None
     dims = [c for c in current if c.lower() not in base]
+    if not dims_of:
+        if not current:
+            return None
+        cols = [f"cast(null as {kind}) as {c}" for c, kind in EXPOSURES] + [f"cast(null as varchar) as {d}" for d in dims]
+        return f"CREATE OR REPLACE VIEW {schema}.exposures AS\nselect {', '.join(cols)} where 1 = 0"
     for d in (d for ds in dims_of.values() for d in ds):
         if d.lower() not in {x.lower() for x in dims}:
             dims.append(d)
