@@ -253,9 +253,10 @@ def reference_sql(metrics: list[dict], win: Window, dimension: bool, *, shape: s
 PM_EXPOSURES = "__bench_pm_exposures"
 
 
-def per_metric_sqls(metrics: list[dict], win: Window, dimension: bool, *,
-                    shared_exposures: bool = True) -> tuple[list[str], list[tuple[str, str]], list[str]]:
-    """(setup statements, [(metric, query)], teardown statements)."""
+def per_metric_sqls(metrics: list[dict], win: Window, dimension: bool, *, shared_exposures: bool = True,
+                    shape: str = "coded") -> tuple[list[str], list[tuple[str, str]], list[str]]:
+    """(setup statements, [(metric, query)], teardown statements); ``shape`` as in
+    :func:`_unit_query` (``plain`` is the portable one)."""
     setup: list[str] = []
     teardown: list[str] = []
     if shared_exposures:
@@ -270,7 +271,7 @@ def per_metric_sqls(metrics: list[dict], win: Window, dimension: bool, *,
             prefix, exposures = "", PM_EXPOSURES
         else:
             prefix, exposures = f"with x as (\n  {_exposures_cte(win, dimension)}\n),\n", "x"
-        body = (f"{'with ' if not prefix else ''}u as (\n  {_unit_query(cols, win, exposures)}\n),\n"
+        body = (f"{'with ' if not prefix else ''}u as (\n  {_unit_query(cols, win, exposures, shape=shape)}\n),\n"
                 f"v as (\n  select x.variant{dim}, {_values(cols)}\n  from {exposures} x left join u using (unit_id)\n)\n")
         queries.append((m.name, f"-- (d) one query for metric {m.name}\n" + prefix + body
                         + _final_select([m], col, dimension, "v")))

@@ -337,6 +337,14 @@ def test_exposures_view_on_postgres_spans_experiments_and_migrates(env: SimpleNa
             for mode in ("incremental", "full-refresh", "incremental"):
                 run_experiment(env.project, target, adapter, EXPERIMENT, as_of=AS_OF, mode=mode)
                 assert adapter.relations("wn_view")[f"unit_metrics__{EXPERIMENT}"] == "view"
+            # a user's view on the unit metrics blocks replacing them: one clear error, nothing lost
+            adapter.execute(f"create view wn_view.units_mine as select unit_id from wn_view.unit_metrics__{EXPERIMENT}")
+            before = adapter.fetch(f"select count(*) as n from wn_view.units_mine")
+            with pytest.raises(WarehouseError, match=f"cannot replace wn_view.unit_metrics__{EXPERIMENT}") as info:
+                run_experiment(env.project, target, adapter, EXPERIMENT, as_of=AS_OF, mode="incremental")
+            assert "drop or repoint what depends on it" in str(info.value)
+            assert adapter.fetch("select count(*) as n from wn_view.units_mine") == before
+            adapter.execute("drop view wn_view.units_mine")
             rows = adapter.fetch("select experiment, count(*) as n, count(device) as with_device "
                                  "from wn_view.mine group by experiment order by experiment")
             units = {e: adapter.fetch(f"select count(*) as n from wn_view.unit_metrics__{e}")[0]["n"]

@@ -77,7 +77,7 @@ def decide(adapter: Adapter, schema: str, plan: AnalysisPlan, *, full_refresh: b
         sealed = None   # the base holds days this run reprocesses (a longer lookback), or is gone
     refilled = any(set(cols) & set(fill.get(src, ())) for src, cols in based.items())
     reseal = sealed is None or refilled or (since - sealed).days >= RESEAL_DAYS
-    # since <= seal_at always: the per-day state is written for the days before seal_at
+    # since <= seal_at always: a re-seal never covers a day this run does not reprocess
     spec = IncrementalSpec(since=since, exists=True, tables=tables, present=present, fill=fill,
                            sealed_before=sealed, seal_at=seal_at if reseal else None)
     note = f"reprocessing from {since} (last processed {through}, lookback {lookback_days} days)"

@@ -235,7 +235,13 @@ def _publish(adapter: Adapter, schema: str, plan: AnalysisPlan, result: RunResul
         old = adapter.relations(schema).get(unit_table)
         if old:
             _publish_exposures_view(adapter, schema, without=unit_table)
-            adapter.execute(f"DROP {'VIEW' if old == 'view' else 'TABLE'} {schema}.{unit_table}")
+            try:
+                adapter.execute(f"DROP {'VIEW' if old == 'view' else 'TABLE'} {schema}.{unit_table}")
+            except Exception as exc:
+                raise WarehouseError(
+                    f"cannot replace {schema}.{unit_table}: {exc}".strip(), step="publish",
+                    hint=f"every run replaces {schema}.{unit_table}; drop or repoint what depends on it "
+                         f"(e.g. your views; read {schema}.exposures or copy the rows instead), then run again") from None
         if result.mode != "stateless":
             for sql in compiled.publish:
                 adapter.execute(sql)
@@ -273,8 +279,12 @@ def _publish_exposures_view(adapter: Adapter, schema: str, without: str | None =
                 hint=f"drop or repoint what depends on {schema}.exposures (e.g. your views), then run again") from None
     elif relations.get("exposures") == "view":
         current = adapter.table_columns(schema, "exposures")
-    units = {name: adapter.table_columns(schema, name) for name in relations
-             if name.startswith(UNIT_METRICS_PREFIX) and name != without}
+    # unit_metrics tables, and the views wn publishes for experiments with incremental state
+    # (a view of your own named unit_metrics__* is left out)
+    stateful = {unit_metrics_table(r["experiment"]) for r in adapter.fetch(
+        f"select experiment from {schema}.{incremental.STATE_TABLE}")}
+    units = {name: adapter.table_columns(schema, name) for name, kind in relations.items()
+             if name.startswith(UNIT_METRICS_PREFIX) and name != without and (kind == "table" or name in stateful)}
     view = exposures_view(schema, units, current)
     if view:
         adapter.execute(adapter.sql(view))
