@@ -187,3 +187,11 @@ def test_exposures_view_spans_experiments_and_replaces_an_old_table(project_and_
         assert adapter.table_columns("wn", "exposures")[-2:] == ["country", "device"]
         again = adapter.fetch("select experiment, count(*) as n from wn.exposures group by experiment order by 1")
         assert [(r["experiment"], r["n"]) for r in again] == [(r["experiment"], r["n"]) for r in rows]
+        # incremental runs publish the unit metrics as a view, which wn.exposures reads too; a view
+        # of the user's own named like one (same columns) is not mistaken for an experiment's
+        adapter.execute("create view wn.unit_metrics__button_color_v3_us as "
+                        "select * from wn.unit_metrics__button_color_v3 where country = 'US'")
+        run_experiment(project, target, adapter, "button_color_v3", as_of=AS_OF, mode="incremental")
+        assert adapter.relations("wn")["unit_metrics__button_color_v3"] == "view"
+        again = adapter.fetch("select experiment, count(*) as n from wn.exposures group by experiment order by 1")
+        assert [(r["experiment"], r["n"]) for r in again] == [(r["experiment"], r["n"]) for r in rows]
