@@ -324,14 +324,15 @@ def render(results_dir: Path) -> str:
              "## Summary\n", summary(results),
              "\nwn / ref and per-metric / wn: the headline cell (8 metrics, 1 dimension), against the fastest "
              "reference shape measured in that run (`accept_matrix` measured only the bucketed shape, which "
-             "is not the fastest at 8 metrics: see the analysis at the end). Worst auto / best fixed: over "
-             "every cell of the run. Each row names the wn commit it measured.\n"]
-    parts += [render_one(r) for r in results]
+             "is not the fastest at 8 metrics: see the analysis below). Worst auto / best fixed: over "
+             "every cell of the run. Each row names the wn commit it measured; the `s3_` runs measured the current code, the others are kept for the record (the analysis below says what each changed).\n"]
     if pg_runs:
         parts.append(render_postgres(pg_runs))
-    notes = HERE / "notes.md"
+    notes = HERE / "notes.md"   # the analysis, newest session first
     if notes.exists():
         parts.append(notes.read_text())
+    parts.append("# Run details\n\nEvery run's tables, in the order of the summary.\n")
+    parts += [render_one(r) for r in results]
     return "\n".join(parts) + "\n"
 
 
