@@ -192,8 +192,8 @@ def test_windowed_metrics_stay_rates_and_match_incrementally(project_and_target,
 def test_daily_runs_keep_sealed_bases_exact_through_reseals_and_lookback_changes(project_and_target):
     """Day by day: runs that merge the sealed base with kept and new days, a shorter lookback,
     a re-seal after RESEAL_DAYS kept days, a longer lookback that reaches into the base
-    (re-sealed from the per-day state), and a state written by an older wn that kept fewer
-    days all equal a full scan."""
+    (re-sealed from the per-day state), and states written by an older wn (fewer days kept,
+    distinct values stored per day) all equal a full scan."""
     from warehouse_native.sql.incremental import RESEAL_DAYS
 
     project, target = project_and_target
@@ -228,4 +228,22 @@ def test_daily_runs_keep_sealed_bases_exact_through_reseals_and_lookback_changes
         adapter.execute("update wn.incremental_state set kept_before = '2026-10-23'")
         run = run_experiment(project, target, adapter, "button_color_v3", as_of=last, mode="incremental")
         assert run.note.startswith("reprocessing from 2026-10-23"), run.note
+        _assert_same(adapter, run.run_id, full.run_id)
+        # count_distinct state: one row per unit, column and value, dated the day it was first seen
+        values = "wn.state__button_color_v3__values__events"
+        n = adapter.fetch(f"select count(*) as n, count(distinct (unit_id, col, value)) as d from {values}")[0]
+        assert n["n"] == n["d"] > 1000
+        first_seen = f"""
+            select e.unit_id, min(cast(s.ts as date)) as day, cast(s.event_name as varchar) as value
+            from wn.exposures as e join raw.events as s on cast(s.user_id as varchar) = e.unit_id
+            where e.experiment = 'button_color_v3' and s.ts >= e.first_exposure_at
+              and s.ts < timestamp '{last + dt.timedelta(days=1)}' and s.event_name is not null
+            group by e.unit_id, cast(s.event_name as varchar)"""
+        stored = f"select unit_id, day, value from {values} where col = 'event_types_used'"
+        for a, b in ((first_seen, stored), (stored, first_seen)):
+            assert adapter.fetch(f"select count(*) as n from ({a} except {b})") == [{"n": 0}]
+        # a state from an earlier wn holds a row per day a value was seen: still counted once
+        adapter.execute(f"insert into {values} select unit_id, day + 1, col, value from {values} "
+                        f"where day + 1 < date '{last - dt.timedelta(days=1)}'")
+        run = run_experiment(project, target, adapter, "button_color_v3", as_of=last, mode="incremental")
         _assert_same(adapter, run.run_id, full.run_id)

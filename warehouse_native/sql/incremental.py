@@ -6,7 +6,8 @@ State kept per experiment (names from :func:`state_tables`):
 * ``exposure_base``: per unit, the roll-up of ``exposure_days`` before the *sealed* day;
 * ``days__<source>``: per unit and day, post-window partial aggregates of every column;
 * ``base__<source>``: per unit, the roll-up of ``days__<source>`` before the sealed day;
-* ``values__<source>``: distinct (unit, day, column, value) for ``count_distinct`` columns;
+* ``values__<source>``: distinct (unit, column, value) for ``count_distinct`` columns, with the
+  day each was first seen (states from an earlier wn hold one row per day it was seen);
 * ``pre__<source>``: per unit, the pre-exposure covariate columns (fixed once exposed).
 
 A run reprocesses days from ``since`` (the day after the last processed day minus the
@@ -375,17 +376,26 @@ def _value_state(ctx: _Ctx, src: _Source, fill: set[str], prefix: str) -> None:
         src.fill_vals = values(fill_cols, plan.start, spec.since_ts, f"backfill_values__{scan.source}",
                                f"{prefix}_values_fill")
     if not old_vals:
-        if src.fill_vals:
+        if src.fill_vals:   # the backfilled days come first: a value keeps the day it was first seen
+            ctx.publish.append(f"DELETE FROM {src.new_vals} AS n WHERE {_seen_in(src.fill_vals, 'n')}")
             ctx.publish.append(f"INSERT INTO {src.new_vals} SELECT * FROM {src.fill_vals}")
         ctx.swap(src.new_vals, spec.tables[key])
         return
     src.old_vals = old_vals
     src.kept_val_names = [c.name for c in src.val_cols if c.name not in fill] or ["__none__"]
     kept = ", ".join(literal(n) for n in src.kept_val_names)
+    # one row per unit, column and distinct value, with the day it was first seen: the rows
+    # first seen on a reprocessed day are replaced, the new days add only values not seen before
     ctx.publish.append(f"DELETE FROM {old_vals} WHERE day >= {_date_sql(spec.since)} OR col NOT IN ({kept})")
     if src.fill_vals:
         ctx.publish.append(f"INSERT INTO {old_vals} SELECT * FROM {src.fill_vals}")
-    ctx.publish.append(f"INSERT INTO {old_vals} SELECT * FROM {src.new_vals}")
+    ctx.publish.append(f"INSERT INTO {old_vals} SELECT * FROM {src.new_vals} AS n WHERE NOT {_seen_in(old_vals, 'n')}")
+
+
+def _seen_in(relation: str, alias: str) -> str:
+    """The (unit, column, value) of row ``alias`` is already in ``relation``."""
+    return (f"EXISTS (SELECT 1 FROM {relation} AS o WHERE o.unit_id = {alias}.unit_id AND o.col = {alias}.col "
+            f"AND o.value = {alias}.value)")
 
 
 def _pre_state(ctx: _Ctx, src: _Source, fill: set[str], prefix: str) -> None:
