@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import math
 
 import pytest
@@ -110,6 +111,53 @@ def test_changed_and_added_metrics_backfill_alone(project_and_target, demo_proje
         full2 = run_experiment(changed, target, adapter, "button_color_v3", as_of=DAY + dt.timedelta(days=2),
                                mode="stateless")
         _assert_same(adapter, again.run_id, full2.run_id)
+
+
+def test_count_distinct_metrics_added_and_changed_backfill_exactly(project_and_target, demo_project):
+    """count_distinct columns: the first one on a source, a second one next to it, and a changed
+    definition are backfilled into the distinct-value state and its sealed counts; every run
+    equals a full scan, and the state keeps each unit's value once."""
+    project, target = project_and_target
+    exp = demo_project / "experiments" / "button_color_v3.yml"
+    eng = demo_project / "metrics" / "engagement.yml"
+    original = exp.read_text()
+    exp.write_text(original.replace(", event_types_used]", "]"))
+    values = "wn.state__button_color_v3__values__events"
+    with connect(target) as adapter:
+        first = run_experiment(load_project(demo_project), target, adapter, "button_color_v3", as_of=DAY,
+                               mode="incremental")
+        assert not adapter.table_columns("wn", values.split(".")[1])
+        steps = [  # (what changes, as_of, the backfill the run reports)
+            (lambda: exp.write_text(original), DAY + dt.timedelta(days=1), "event_types_used"),
+            (lambda: (eng.write_text(eng.read_text() + "\n  - name: countries_seen\n    source: events\n"
+                                     "    type: count_distinct\n    value: country\n"),
+                      exp.write_text(original.replace(", event_types_used]", ", event_types_used, countries_seen]"))),
+             DAY + dt.timedelta(days=2), "countries_seen"),
+            (lambda: eng.write_text(eng.read_text().replace("    value: event_name\n",
+                                                            "    value: event_name\n    filter: \"value > 0\"\n")),
+             DAY + dt.timedelta(days=3), "event_types_used"),
+            (lambda: eng.write_text(eng.read_text().replace("    value: event_name\n    filter: \"value > 0\"\n",
+                                                            "    value: event_name\n").replace(
+                                    "    value: country\n", "    value: lower(country)\n")),
+             DAY + dt.timedelta(days=4), "event_types_used countries_seen"),   # every column at once
+            (lambda: None, DAY + dt.timedelta(days=5), None),
+        ]
+        for change, as_of, filled in steps:
+            change()
+            project = load_project(demo_project)
+            inc = run_experiment(project, target, adapter, "button_color_v3", as_of=as_of, mode="incremental")
+            if filled:
+                assert "backfilling events:" in inc.note and "sealing" in inc.note, inc.note
+                assert all(name in inc.note for name in filled.split()), inc.note
+            else:
+                assert "backfilling" not in inc.note and "sealing" not in inc.note, inc.note
+            full = run_experiment(project, target, adapter, "button_color_v3", as_of=as_of, mode="stateless")
+            _assert_same(adapter, inc.run_id, full.run_id)
+            n = adapter.fetch(f"select count(*) as n, count(distinct (unit_id, col, value)) as d from {values}")[0]
+            assert n["n"] == n["d"] > 1000
+        assert {r["col"] for r in adapter.fetch(f"select distinct col from {values}")} == {
+            "event_types_used", "countries_seen"}
+    assert first.status == "success"
 
 
 def test_exposure_definition_change_or_going_back_rebuilds(project_and_target, demo_project):
@@ -242,8 +290,15 @@ def test_daily_runs_keep_sealed_bases_exact_through_reseals_and_lookback_changes
         stored = f"select unit_id, day, value from {values} where col = 'event_types_used'"
         for a, b in ((first_seen, stored), (stored, first_seen)):
             assert adapter.fetch(f"select count(*) as n from ({a} except {b})") == [{"n": 0}]
-        # a state from an earlier wn holds a row per day a value was seen: still counted once
+        # a state from an earlier wn held a row per day a value was seen, under another column
+        # hash: the column is backfilled (and the counts re-sealed) instead of counted twice
         adapter.execute(f"insert into {values} select unit_id, day + 1, col, value from {values} "
                         f"where day + 1 < date '{last - dt.timedelta(days=1)}'")
+        hashes = json.loads(adapter.fetch("select columns from wn.incremental_state")[0]["columns"])
+        hashes["events"]["event_types_used"] = "from an older wn"
+        adapter.execute("update wn.incremental_state set columns = ?", [json.dumps(hashes)])
         run = run_experiment(project, target, adapter, "button_color_v3", as_of=last, mode="incremental")
+        assert "backfilling events: event_types_used" in run.note and "sealing" in run.note, run.note
         _assert_same(adapter, run.run_id, full.run_id)
+        n = adapter.fetch(f"select count(*) as n, count(distinct (unit_id, col, value)) as d from {values}")[0]
+        assert n["n"] == n["d"]

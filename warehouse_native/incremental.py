@@ -70,12 +70,15 @@ def decide(adapter: Adapter, schema: str, plan: AnalysisPlan, *, full_refresh: b
         if changed:
             fill[source] = changed
     sealed = dt.date.fromisoformat(row["sealed_before"]) if row.get("sealed_before") else None
-    based = {s.source: [c.name for c in s.columns if c.window == "post" and c.agg != "count_distinct"]
-             for s in plan.scans}   # the columns a source's base holds
-    bases = ["exposure_base"] + [f"base:{src}" for src, cols in based.items() if cols]
+    post = {s.source: [c.name for c in s.columns if c.window == "post" and c.agg != "count_distinct"]
+            for s in plan.scans}    # the columns a source's base holds
+    distinct = {s.source: [c.name for c in s.columns if c.window == "post" and c.agg == "count_distinct"]
+                for s in plan.scans}   # the columns its sealed distinct counts hold
+    bases = (["exposure_base"] + [f"base:{src}" for src, cols in post.items() if cols]
+             + [f"vbase:{src}" for src, cols in distinct.items() if cols])
     if sealed and (sealed > since or not all(present.get(b) for b in bases)):
         sealed = None   # the base holds days this run reprocesses (a longer lookback), or is gone
-    refilled = any(set(cols) & set(fill.get(src, ())) for src, cols in based.items())
+    refilled = any(set(post[src] + distinct[src]) & set(cols) for src, cols in fill.items())
     reseal = sealed is None or refilled or (since - sealed).days >= RESEAL_DAYS
     # since <= seal_at always: a re-seal never covers a day this run does not reprocess
     spec = IncrementalSpec(since=since, exists=True, tables=tables, present=present, fill=fill,

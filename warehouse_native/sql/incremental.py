@@ -75,9 +75,16 @@ def state_key(plan: AnalysisPlan) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
+# how a post-window count_distinct column is stored; a state stored otherwise (one row per unit,
+# day and value, by an earlier wn) has other hashes, so its columns are backfilled once
+VALUES_FORMAT = "first-seen rows + sealed counts"
+
+
 def column_hash(plan: AnalysisPlan, scan: SourceScan, col: UnitColumn) -> str:
-    blob = json.dumps([relation_definition(plan, scan.relation), scan.unit_column, scan.timestamp,
-                       col.signature(), col.finish], default=str)
+    parts = [relation_definition(plan, scan.relation), scan.unit_column, scan.timestamp, col.signature(), col.finish]
+    if col.window == "post" and col.agg == "count_distinct":
+        parts.append(VALUES_FORMAT)
+    blob = json.dumps(parts, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
@@ -94,7 +101,7 @@ def _short(name: str) -> str:
 def state_tables(schema: str, experiment: str, sources: list[str]) -> dict[str, str]:
     out = {kind: f"{schema}.{_short(f'state__{experiment}__{kind}')}" for kind in ("exposure_days", "exposure_base")}
     for src in sources:
-        for kind in ("days", "base", "values", "pre"):
+        for kind in ("days", "base", "values", "vbase", "pre"):
             out[f"{kind}:{src}"] = f"{schema}.{_short(f'state__{experiment}__{kind}__{src}')}"
     return out
 
@@ -129,10 +136,8 @@ class _Source:
     pre_cols: list[UnitColumn]
     base: str | None = None                 # the per-unit base the unit metrics merge
     inputs: list = field(default_factory=list)   # per-day rows after it: (relation, from day, to day)
-    old_vals: str | None = None
-    new_vals: str | None = None
-    fill_vals: str | None = None
-    kept_val_names: list[str] = field(default_factory=list)
+    val_base: str | None = None             # per-unit counts of the values first seen before the seal
+    val_rows: list = field(default_factory=list)   # value rows after it: (relation, from, to, columns)
     old_pre: str | None = None
     new_pre: str | None = None
     pre_table: str | None = None
@@ -243,7 +248,8 @@ def _published_unit_metrics(plan: AnalysisPlan, spec: IncrementalSpec, sources: 
         stored.append(_Source(scan=src.scan, post_cols=src.post_cols, val_cols=src.val_cols, pre_cols=src.pre_cols,
                               base=t[f"base:{s}"] if src.post_cols and sealed else None,
                               inputs=[(t[f"days:{s}"], sealed, None)] if src.post_cols else [],
-                              new_vals=t[f"values:{s}"] if src.val_cols else None,
+                              val_base=t[f"vbase:{s}"] if src.val_cols and sealed else None,
+                              val_rows=[(t[f"values:{s}"], sealed, None, None)] if src.val_cols else [],
                               pre_table=t[f"pre:{s}"] if src.pre_cols else None))
     rows = [(t["exposure_days"], sealed, None)]
     exposures = _parse(exposures_sql(t["exposure_base"] if sealed else None, sealed, rows, "published"),
@@ -271,7 +277,9 @@ def _unit_value(sources: list[_Source], c: UnitColumn) -> str:
             b, o = f"coalesce(b{i}.{c.name}, 0)", f"coalesce(o{i}.{c.name}, 0)"
             return f"greatest({b}, {o})" if _ROLLUP[c.agg] == "max" else f"({b} + {o})"
         if c in src.val_cols:
-            return f"v{i}.{c.name}"
+            if not src.val_base:
+                return f"v{i}.{c.name}"
+            return f"(coalesce(vb{i}.{c.name}, 0) + coalesce(v{i}.{c.name}, 0))"
         if c in src.pre_cols:
             return f"r{i}.{c.name}"
     raise ValueError(f"column {c.name} is in no source")
@@ -358,44 +366,66 @@ def _post_state(ctx: _Ctx, src: _Source, fill: set[str], prefix: str) -> None:
 
 
 def _value_state(ctx: _Ctx, src: _Source, fill: set[str], prefix: str) -> None:
+    """``count_distinct`` columns.  The state keeps one row per unit, column and distinct value,
+    dated the day it was first seen, and a sealed base of per-unit counts of the values first
+    seen before the seal day.  A unit's count is its base + the rows first seen after the seal
+    (kept rows + this run's values not seen before), so a run never re-counts the history."""
     if not src.val_cols:
         return
     plan, spec, scan, key = ctx.plan, ctx.spec, src.scan, f"values:{src.scan.source}"
     tmpl = _ENV.get_template("incremental/unit_values.sql.j2")
 
-    def values(cols, lo, hi, step, relation):
+    def values(cols, lo, hi, step, relation):   # read in this session only
         return ctx.add(step, tmpl.render(scan=scan, cols=cols, lo=lo, hi=hi, lo_ts=lo, hi_ts=hi, ts=ts,
                                          exposures=ctx.exposures, literal=literal,
                                          condition=lambda c: _condition(c, plan, scan.timestamp),
-                                         value=lambda c: qualify(c.value, "s")), relation)
+                                         value=lambda c: qualify(c.value, "s")), relation, temp=True)
 
-    src.new_vals = values(src.val_cols, spec.since_ts, plan.end, f"values__{scan.source}", f"{prefix}_values_new")
+    new_vals = values(src.val_cols, spec.since_ts, plan.end, f"values__{scan.source}", f"{prefix}_values_new")
     old_vals = ctx.old(key)
     fill_cols = [c for c in src.val_cols if c.name in fill or (spec.exists and not old_vals)]
-    if fill_cols:
-        src.fill_vals = values(fill_cols, plan.start, spec.since_ts, f"backfill_values__{scan.source}",
-                               f"{prefix}_values_fill")
-    if not old_vals:
-        if src.fill_vals:   # the backfilled days come first: a value keeps the day it was first seen
-            ctx.publish.append(f"DELETE FROM {src.new_vals} AS n WHERE {_seen_in(src.fill_vals, 'n')}")
-            ctx.publish.append(f"INSERT INTO {src.new_vals} SELECT * FROM {src.fill_vals}")
-        ctx.swap(src.new_vals, spec.tables[key])
-        return
-    src.old_vals = old_vals
-    src.kept_val_names = [c.name for c in src.val_cols if c.name not in fill] or ["__none__"]
-    kept = ", ".join(literal(n) for n in src.kept_val_names)
-    # one row per unit, column and distinct value, with the day it was first seen: the rows
-    # first seen on a reprocessed day are replaced, the new days add only values not seen before
-    ctx.publish.append(f"DELETE FROM {old_vals} WHERE day >= {_date_sql(spec.since)} OR col NOT IN ({kept})")
-    if src.fill_vals:
-        ctx.publish.append(f"INSERT INTO {old_vals} SELECT * FROM {src.fill_vals}")
-    ctx.publish.append(f"INSERT INTO {old_vals} SELECT * FROM {src.new_vals} AS n WHERE NOT {_seen_in(old_vals, 'n')}")
+    fill_vals = (values(fill_cols, plan.start, spec.since_ts, f"backfill_values__{scan.source}",
+                        f"{prefix}_values_fill") if fill_cols else None)
+    kept_names = [c.name for c in src.val_cols if c.name not in {f.name for f in fill_cols}]
+    # what was seen before this run's first day: kept rows of the state, backfilled rows
+    prior = ([(old_vals, None, spec.since, kept_names)] if old_vals and kept_names else [])
+    prior += [(fill_vals, None, None, None)] if fill_vals else []
+    unseen = ctx.add(f"values_unseen__{scan.source}", _ENV.get_template("incremental/values_unseen.sql.j2").render(
+        scan=scan, new=new_vals, prior=prior, date=date, literal=literal), f"{prefix}_values_unseen",
+        temp=bool(old_vals))   # else it becomes the state
+    if old_vals:   # rows first seen on a reprocessed day, and backfilled columns' rows, are replaced
+        if not kept_names:
+            ctx.publish.append(f"DELETE FROM {old_vals}")
+        else:
+            drop = f" OR col NOT IN ({', '.join(literal(n) for n in kept_names)})" if fill_cols else ""
+            ctx.publish.append(f"DELETE FROM {old_vals} WHERE day >= {_date_sql(spec.since)}{drop}")
+        if fill_vals:
+            ctx.publish.append(f"INSERT INTO {old_vals} SELECT * FROM {fill_vals}")
+        ctx.publish.append(f"INSERT INTO {old_vals} SELECT * FROM {unseen}")
+    else:   # no values state yet: the unseen rows (and any backfilled ones) become it
+        if fill_vals:
+            ctx.publish.append(f"INSERT INTO {unseen} SELECT * FROM {fill_vals}")
+        ctx.swap(unseen, spec.tables[key])
+    rows = prior + [(unseen, None, None, None)]   # every value of each unit, once, after this run
+    vbase = ctx.old(f"vbase:{scan.source}") if spec.sealed_before else None
+    src.val_base, src.val_rows = vbase, _clip4(rows, spec.sealed_before if vbase else None, None)
+    if spec.seal_at:   # re-count the values first seen before the new seal day
+        sealed = ctx.add(f"value_base__{scan.source}", _ENV.get_template("incremental/value_base.sql.j2").render(
+            scan=scan, cols=src.val_cols, rows=_clip4(rows, None, spec.seal_at), seal_at=spec.seal_at,
+            date=date, literal=literal), f"{prefix}_vbase")
+        ctx.swap(sealed, spec.tables[f"vbase:{scan.source}"])
+        src.val_base, src.val_rows = sealed, _clip4(rows, spec.seal_at, None)
 
 
-def _seen_in(relation: str, alias: str) -> str:
-    """The (unit, column, value) of row ``alias`` is already in ``relation``."""
-    return (f"EXISTS (SELECT 1 FROM {relation} AS o WHERE o.unit_id = {alias}.unit_id AND o.col = {alias}.col "
-            f"AND o.value = {alias}.value)")
+def _clip4(rows: list, lo: dt.date | None, hi: dt.date | None) -> list:
+    """Value rows (relation, from day, to day, columns or None) restricted to [lo, hi)."""
+    out = []
+    for rel, a, b, cols in rows:
+        a = max(a, lo) if a and lo else a or lo
+        b = min(b, hi) if b and hi else b or hi
+        if not (a and b and a >= b):
+            out.append((rel, a, b, cols))
+    return out
 
 
 def _pre_state(ctx: _Ctx, src: _Source, fill: set[str], prefix: str) -> None:
