@@ -141,6 +141,10 @@ def test_count_distinct_metrics_added_and_changed_backfill_exactly(project_and_t
                                     "    value: country\n", "    value: lower(country)\n")),
              DAY + dt.timedelta(days=4), "event_types_used countries_seen"),   # every column at once
             (lambda: None, DAY + dt.timedelta(days=5), None),
+            # removed: its rows leave the state; added back: backfilled again
+            (lambda: exp.write_text(original), DAY + dt.timedelta(days=6), None),
+            (lambda: exp.write_text(original.replace(", event_types_used]", ", event_types_used, countries_seen]")),
+             DAY + dt.timedelta(days=7), "countries_seen"),
         ]
         for change, as_of, filled in steps:
             change()
@@ -151,12 +155,19 @@ def test_count_distinct_metrics_added_and_changed_backfill_exactly(project_and_t
                 assert all(name in inc.note for name in filled.split()), inc.note
             else:
                 assert "backfilling" not in inc.note and "sealing" not in inc.note, inc.note
+            view = _unit_metrics(adapter)
             full = run_experiment(project, target, adapter, "button_color_v3", as_of=as_of, mode="stateless")
             _assert_same(adapter, inc.run_id, full.run_id)
+            table = _unit_metrics(adapter)   # the published view, unit by unit, equals a full scan's table
+            assert view.keys() == table.keys()
+            for unit, row in table.items():
+                assert all(view[unit][c] == v or math.isclose(view[unit][c], v, rel_tol=1e-9)
+                           for c, v in row.items() if c in project.metrics or c.endswith("__pre")), unit
             n = adapter.fetch(f"select count(*) as n, count(distinct (unit_id, col, value)) as d from {values}")[0]
             assert n["n"] == n["d"] > 1000
-        assert {r["col"] for r in adapter.fetch(f"select distinct col from {values}")} == {
-            "event_types_used", "countries_seen"}
+            cols = {r["col"] for r in adapter.fetch(f"select distinct col from {values}")}
+            assert cols == {c for c in ("event_types_used", "countries_seen") if c in project.metrics
+                            and c in exp.read_text()}, cols
     assert first.status == "success"
 
 

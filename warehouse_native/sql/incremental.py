@@ -7,7 +7,9 @@ State kept per experiment (names from :func:`state_tables`):
 * ``days__<source>``: per unit and day, post-window partial aggregates of every column;
 * ``base__<source>``: per unit, the roll-up of ``days__<source>`` before the sealed day;
 * ``values__<source>``: distinct (unit, column, value) for ``count_distinct`` columns, with the
-  day each was first seen (states from an earlier wn hold one row per day it was seen);
+  day each was first seen;
+* ``vbase__<source>``: per unit, the count of each such column's values first seen before the
+  sealed day;
 * ``pre__<source>``: per unit, the pre-exposure covariate columns (fixed once exposed).
 
 A run reprocesses days from ``since`` (the day after the last processed day minus the
@@ -396,9 +398,9 @@ def _value_state(ctx: _Ctx, src: _Source, fill: set[str], prefix: str) -> None:
     if old_vals:   # rows first seen on a reprocessed day, and backfilled columns' rows, are replaced
         if not kept_names:
             ctx.publish.append(f"DELETE FROM {old_vals}")
-        else:
-            drop = f" OR col NOT IN ({', '.join(literal(n) for n in kept_names)})" if fill_cols else ""
-            ctx.publish.append(f"DELETE FROM {old_vals} WHERE day >= {_date_sql(spec.since)}{drop}")
+        else:   # (and the rows of columns no metric uses any more)
+            ctx.publish.append(f"DELETE FROM {old_vals} WHERE day >= {_date_sql(spec.since)} "
+                               f"OR col NOT IN ({', '.join(literal(n) for n in kept_names)})")
         if fill_vals:
             ctx.publish.append(f"INSERT INTO {old_vals} SELECT * FROM {fill_vals}")
         ctx.publish.append(f"INSERT INTO {old_vals} SELECT * FROM {unseen}")
@@ -409,9 +411,12 @@ def _value_state(ctx: _Ctx, src: _Source, fill: set[str], prefix: str) -> None:
     rows = prior + [(unseen, None, None, None)]   # every value of each unit, once, after this run
     vbase = ctx.old(f"vbase:{scan.source}") if spec.sealed_before else None
     src.val_base, src.val_rows = vbase, _clip4(rows, spec.sealed_before if vbase else None, None)
-    if spec.seal_at:   # re-count the values first seen before the new seal day
+    if spec.seal_at:   # count the values first seen before the new seal day
+        # on the old counts when they hold every column (no backfill), else from all the rows
+        base = vbase if not fill_cols else None
         sealed = ctx.add(f"value_base__{scan.source}", _ENV.get_template("incremental/value_base.sql.j2").render(
-            scan=scan, cols=src.val_cols, rows=_clip4(rows, None, spec.seal_at), seal_at=spec.seal_at,
+            scan=scan, cols=src.val_cols, base=base, base_before=spec.sealed_before,
+            rows=_clip4(rows, spec.sealed_before if base else None, spec.seal_at), seal_at=spec.seal_at,
             date=date, literal=literal), f"{prefix}_vbase")
         ctx.swap(sealed, spec.tables[f"vbase:{scan.source}"])
         src.val_base, src.val_rows = sealed, _clip4(rows, spec.seal_at, None)
