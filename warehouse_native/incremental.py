@@ -34,7 +34,9 @@ def decide(adapter: Adapter, schema: str, plan: AnalysisPlan, *, full_refresh: b
            lookback_days: int) -> tuple[IncrementalSpec, str]:
     """The spec of this run and a one-line reason (for the run log)."""
     tables = state_tables(schema, plan.experiment, [s.source for s in plan.scans])
-    present = {k: bool(adapter.table_columns(*v.split(".", 1))) for k, v in tables.items()}
+    # one catalog query for every state table (names compared as the engine folds them)
+    existing = {name.lower(): kind for name, kind in adapter.relations(schema).items()}
+    present = {k: existing.get(v.split(".", 1)[1].lower()) == "table" for k, v in tables.items()}
     start = plan.start.date()
     # the next daily run reprocesses from here: seal the bases there when this run re-seals
     seal_at = max(start, last_day(plan) + dt.timedelta(days=1) - dt.timedelta(days=lookback_days))

@@ -267,10 +267,10 @@ def _write(node: exp.Expression, dialect: str, step: str) -> str:
 
 
 def _with_ctes(query: exp.Expression, ctes: list[tuple[str, exp.Expression]]) -> exp.Expression:
-    """Prepend CTEs (in order) to a query, keeping the query's own CTEs after them."""
+    """Prepend CTEs (in order) to a query, keeping the query's own CTEs after them.  The query
+    and the CTE bodies are taken over, not copied (callers pass trees they just parsed)."""
     if not ctes:
         return query
-    query = query.copy()
     key = "with_" if "with_" in query.arg_types else "with"   # sqlglot renamed the arg in v26
     own = query.args.get(key)
     new = [exp.CTE(this=body, alias=exp.TableAlias(this=exp.to_identifier(name))) for name, body in ctes]
@@ -287,7 +287,6 @@ def inline_cte(query: exp.Expression, name: str, body: exp.Expression) -> exp.Ex
     key = "with_" if "with_" in body.arg_types else "with"
     own = body.args.get(key)
     ctes = [(c.alias, c.this) for c in own.expressions] if own is not None else []
-    body = body.copy()
     body.set(key, None)
     return _with_ctes(query, ctes + [(name, body)])
 
