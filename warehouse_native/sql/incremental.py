@@ -139,7 +139,7 @@ class _Source:
     base: str | None = None                 # the per-unit base the unit metrics merge
     inputs: list = field(default_factory=list)   # per-day rows after it: (relation, from day, to day)
     val_base: str | None = None             # per-unit counts of the values first seen before the seal
-    val_rows: list = field(default_factory=list)   # value rows after it: (relation, from, to, columns)
+    val_rows: list = field(default_factory=list)   # value rows after it: (relation, from, to, columns or None)
     old_pre: str | None = None
     new_pre: str | None = None
     pre_table: str | None = None
@@ -288,15 +288,15 @@ def _unit_value(sources: list[_Source], c: UnitColumn) -> str:
 
 
 def _clip(inputs: list, lo: dt.date | None, hi: dt.date | None) -> list:
-    """Per-day inputs (relation, from day, to day) restricted to [lo, hi); inputs that are
-    empty by their bounds alone are dropped (the last one, this run's new rows, is kept)."""
+    """State inputs (relation, from day, to day[, value columns]) restricted to [lo, hi); inputs
+    that are empty by their bounds alone are dropped (the last one, this run's new rows, is kept)."""
     out = []
-    for i, (rel, a, b) in enumerate(inputs):
+    for i, (rel, a, b, *rest) in enumerate(inputs):
         a = max(a, lo) if a and lo else a or lo
         b = min(b, hi) if b and hi else b or hi
         if a and b and a >= b and i < len(inputs) - 1:
             continue
-        out.append((rel, a, b))
+        out.append((rel, a, b, *rest))
     return out
 
 
@@ -410,27 +410,16 @@ def _value_state(ctx: _Ctx, src: _Source, fill: set[str], prefix: str) -> None:
         ctx.swap(unseen, spec.tables[key])
     rows = prior + [(unseen, None, None, None)]   # every value of each unit, once, after this run
     vbase = ctx.old(f"vbase:{scan.source}") if spec.sealed_before else None
-    src.val_base, src.val_rows = vbase, _clip4(rows, spec.sealed_before if vbase else None, None)
+    src.val_base, src.val_rows = vbase, _clip(rows, spec.sealed_before if vbase else None, None)
     if spec.seal_at:   # count the values first seen before the new seal day
         # on the old counts when they hold every column (no backfill), else from all the rows
         base = vbase if not fill_cols else None
         sealed = ctx.add(f"value_base__{scan.source}", _ENV.get_template("incremental/value_base.sql.j2").render(
             scan=scan, cols=src.val_cols, base=base, base_before=spec.sealed_before,
-            rows=_clip4(rows, spec.sealed_before if base else None, spec.seal_at), seal_at=spec.seal_at,
+            rows=_clip(rows, spec.sealed_before if base else None, spec.seal_at), seal_at=spec.seal_at,
             date=date, literal=literal), f"{prefix}_vbase")
         ctx.swap(sealed, spec.tables[f"vbase:{scan.source}"])
-        src.val_base, src.val_rows = sealed, _clip4(rows, spec.seal_at, None)
-
-
-def _clip4(rows: list, lo: dt.date | None, hi: dt.date | None) -> list:
-    """Value rows (relation, from day, to day, columns or None) restricted to [lo, hi)."""
-    out = []
-    for rel, a, b, cols in rows:
-        a = max(a, lo) if a and lo else a or lo
-        b = min(b, hi) if b and hi else b or hi
-        if not (a and b and a >= b):
-            out.append((rel, a, b, cols))
-    return out
+        src.val_base, src.val_rows = sealed, _clip(rows, spec.seal_at, None)
 
 
 def _pre_state(ctx: _Ctx, src: _Source, fill: set[str], prefix: str) -> None:
