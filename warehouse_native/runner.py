@@ -158,7 +158,7 @@ def run_experiment(project: Project, target: Target, adapter: Adapter, experimen
         result.outputs = outputs
         say("publishing results")
         t0 = time.perf_counter()
-        _publish(adapter, schema, plan, result, stage, target, as_of, compiled, spec, fault=fault)
+        _publish(adapter, schema, plan, result, target, as_of, compiled, spec, fault=fault)
         result.steps.append(StepResult("publish", "transaction", time.perf_counter() - t0))
         result.status = "success"
     except WnError as exc:
@@ -220,7 +220,7 @@ def _execute(adapter: Adapter, stmt: Statement, result: RunResult, say: Progress
     return out
 
 
-def _publish(adapter: Adapter, schema: str, plan: AnalysisPlan, result: RunResult, stage: str,
+def _publish(adapter: Adapter, schema: str, plan: AnalysisPlan, result: RunResult,
              target: Target, as_of: dt.date, compiled: CompiledPlan, spec: incremental.IncrementalSpec | None,
              *, fault: str | None) -> None:
     """Swap staged results in, in one transaction."""
