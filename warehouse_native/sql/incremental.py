@@ -198,7 +198,7 @@ def compile_incremental(plan: AnalysisPlan, spec: IncrementalSpec, *, dialect: s
     exposures = add("exposures", exposures_sql(exp_base, base_before, inputs, "published"),
                     f"{stage_prefix}_exposures", temp=True)
     if old_exp:
-        publish.append(f"DELETE FROM {old_exp} WHERE day >= {_date_sql(since)}")
+        publish.append(f"DELETE FROM {old_exp} WHERE day >= {date(since)}")
         publish.append(f"INSERT INTO {old_exp} SELECT * FROM {new_exp_days}")
     else:
         swap(new_exp_days, t["exposure_days"])
@@ -259,14 +259,6 @@ def _published_unit_metrics(plan: AnalysisPlan, spec: IncrementalSpec, sources: 
     units = _parse(_unit_metrics_sql(plan, stored, spec.since, spec.since_ts, "exposed_units", sealed),
                    "unit_metrics_view")
     return inline_cte(units, "exposed_units", exposures)
-
-
-def _date_sql(day: dt.date) -> str:
-    return f"CAST('{day:%Y-%m-%d}' AS DATE)"
-
-
-def _ts_sql(value: dt.datetime) -> str:
-    return f"CAST('{value:%Y-%m-%d %H:%M:%S}' AS TIMESTAMP)"
 
 
 def _unit_value(sources: list[_Source], c: UnitColumn) -> str:
@@ -347,7 +339,7 @@ def _post_state(ctx: _Ctx, src: _Source, fill: set[str], prefix: str) -> None:
         src.inputs = _clip([(old_days, spec.sealed_before if src.base else None, spec.since),
                             (new_days, None, None)], None, None)
         names = ", ".join(["unit_id", "day"] + [c.name for c in src.post_cols])
-        ctx.publish.append(f"DELETE FROM {old_days} WHERE day >= {_date_sql(spec.since)}")
+        ctx.publish.append(f"DELETE FROM {old_days} WHERE day >= {date(spec.since)}")
         ctx.publish.append(f"INSERT INTO {old_days} ({names}) SELECT {names} FROM {new_days}")
     else:
         fill_rel = (days(fill_cols, plan.start, spec.since_ts, f"backfill_days__{scan.source}", f"{prefix}_days_fill")
@@ -399,7 +391,7 @@ def _value_state(ctx: _Ctx, src: _Source, fill: set[str], prefix: str) -> None:
         if not kept_names:
             ctx.publish.append(f"DELETE FROM {old_vals}")
         else:   # (and the rows of columns no metric uses any more)
-            ctx.publish.append(f"DELETE FROM {old_vals} WHERE day >= {_date_sql(spec.since)} "
+            ctx.publish.append(f"DELETE FROM {old_vals} WHERE day >= {date(spec.since)} "
                                f"OR col NOT IN ({', '.join(literal(n) for n in kept_names)})")
         if fill_vals:
             ctx.publish.append(f"INSERT INTO {old_vals} SELECT * FROM {fill_vals}")
@@ -447,7 +439,7 @@ def _pre_state(ctx: _Ctx, src: _Source, fill: set[str], prefix: str) -> None:
     if old_pre and not fill_cols:
         src.old_pre = old_pre
         names = ", ".join(["unit_id", "first_exposure_at"] + [c.name for c in src.pre_cols])
-        ctx.publish.append(f"DELETE FROM {old_pre} WHERE first_exposure_at >= {_ts_sql(spec.since_ts)}")
+        ctx.publish.append(f"DELETE FROM {old_pre} WHERE first_exposure_at >= {ts(spec.since_ts)}")
         ctx.publish.append(f"INSERT INTO {old_pre} ({names}) SELECT {names} FROM {src.new_pre}")
         return
     fill_rel = (pre(fill_cols, False, plan.start - window, spec.since_ts, f"backfill_pre__{scan.source}",

@@ -271,7 +271,7 @@ def _with_ctes(query: exp.Expression, ctes: list[tuple[str, exp.Expression]]) ->
     and the CTE bodies are taken over, not copied (callers pass trees they just parsed)."""
     if not ctes:
         return query
-    key = "with_" if "with_" in query.arg_types else "with"   # sqlglot renamed the arg in v26
+    key = _with_key(query)
     own = query.args.get(key)
     new = [exp.CTE(this=body, alias=exp.TableAlias(this=exp.to_identifier(name))) for name, body in ctes]
     if own is not None:
@@ -284,11 +284,15 @@ def _with_ctes(query: exp.Expression, ctes: list[tuple[str, exp.Expression]]) ->
 def inline_cte(query: exp.Expression, name: str, body: exp.Expression) -> exp.Expression:
     """``query`` reading ``body`` as the CTE ``name``; ``body``'s own CTEs are hoisted before
     it (one flat WITH, which every dialect accepts)."""
-    key = "with_" if "with_" in body.arg_types else "with"
+    key = _with_key(body)
     own = body.args.get(key)
     ctes = [(c.alias, c.this) for c in own.expressions] if own is not None else []
     body.set(key, None)
     return _with_ctes(query, ctes + [(name, body)])
+
+
+def _with_key(node: exp.Expression) -> str:
+    return "with_" if "with_" in node.arg_types else "with"   # sqlglot renamed the arg in v26
 
 
 def compile_plan(plan: AnalysisPlan, *, dialect: str = "duckdb", strategy: str = "auto",
