@@ -7,6 +7,9 @@ from typing import Any, Iterable
 from rich.table import Table
 from rich.text import Text
 
+from ..present.formats import num as _num
+from ..present.formats import pct
+from ..present.formats import pvalue as _p
 from ..runner import RunResult
 from .console import console
 
@@ -14,24 +17,7 @@ _STATUS_STYLE = {"pass": "green", "warn": "yellow", "fail": "bold red", "unknown
 
 
 def _pct(x: float | None, digits: int = 1) -> str:
-    return "—" if x is None else f"{x * 100:+.{digits}f}%"
-
-
-def _num(x: float | None) -> str:
-    if x is None:
-        return "—"
-    ax = abs(x)
-    if ax >= 1000:
-        return f"{x:,.0f}"
-    if ax >= 10:
-        return f"{x:.2f}"
-    return f"{x:.4f}"
-
-
-def _p(x: float | None) -> str:
-    if x is None:
-        return "—"
-    return "<0.0001" if x < 1e-4 else f"{x:.4f}"
+    return pct(x, digits)
 
 
 def verdict_style(row: dict[str, Any]) -> str:

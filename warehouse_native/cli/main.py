@@ -12,7 +12,7 @@ from .. import __version__
 from ..errors import WnError
 from ..warehouse.adapter import as_warehouse_error
 from . import compile as compile_cmd
-from . import power, run, seed, show, validate
+from . import docs, ls, power, report, run, seed, show, validate
 from .console import err_console
 
 
@@ -29,7 +29,7 @@ def cli() -> None:
     """
 
 
-for module in (seed, validate, compile_cmd, run, show, power):
+for module in (seed, validate, compile_cmd, run, show, report, docs, ls, power):
     cli.add_command(module.command)
 
 

@@ -55,10 +55,10 @@ def _measure(metric: Metric, prefix: str, window: str, cuped_days: int) -> tuple
 
 def definition_hash(metric: Metric, project: Project) -> str:
     """Stable hash of everything that changes a metric's numbers."""
-    parts = [metric.model_dump(exclude={"description", "tags", "direction", "guardrail"})]
+    parts = [metric.model_dump(exclude={"description", "owner", "tags", "direction", "guardrail"})]
     if metric.type == "ratio":
-        parts += [project.metrics[metric.numerator].model_dump(exclude={"description", "tags"}),
-                  project.metrics[metric.denominator].model_dump(exclude={"description", "tags"})]
+        parts += [project.metrics[metric.numerator].model_dump(exclude={"description", "owner", "tags"}),
+                  project.metrics[metric.denominator].model_dump(exclude={"description", "owner", "tags"})]
     else:
         parts.append(project.sources[metric.source].model_dump(exclude={"description"}))
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]

@@ -111,6 +111,7 @@ class Metric(_Frozen):
 
     name: str
     description: str | None = None
+    owner: str | None = None          # free text (team or person); catalog only, never in the hash
     type: MetricType
     source: str | None = None
     filter: str | None = None
@@ -228,6 +229,12 @@ class Experiment(_Frozen):
     @property
     def experiment_id(self) -> str:
         return self.exposures.experiment_id or self.name
+
+    def status(self, as_of: dt.date) -> Literal["not started", "running", "ended"]:
+        """Where the experiment stands on ``as_of``: its last day is ``end`` (inclusive)."""
+        if as_of < self.start:
+            return "not started"
+        return "ended" if self.end is not None and as_of > self.end else "running"
 
     def is_active(self, as_of: dt.date, grace_days: int = 0) -> bool:
         """Started on or before ``as_of`` and ended no more than ``grace_days`` before it."""
