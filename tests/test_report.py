@@ -44,8 +44,9 @@ def page(browser, report):
 
 
 DOM_ROWS = """(() => Array.from(document.querySelectorAll('tr[data-metric]')).map(tr => ({
-    metric: tr.dataset.metric, variant: tr.dataset.variant, dimension: tr.dataset.dimension || null,
-    value: tr.dataset.dimension ? tr.dataset.dimensionValue : null, verdict: tr.dataset.verdict,
+    metric: tr.dataset.metric, variant: tr.dataset.variant, verdict: tr.dataset.verdict,
+    dimension: tr.closest('section.slice') ? tr.closest('section.slice').dataset.dimension : null,
+    value: tr.closest('section.slice') ? tr.closest('section.slice').dataset.dimensionValue : null,
     cells: Object.fromEntries(Array.from(tr.querySelectorAll('[data-col]')).map(td => [td.dataset.col,
         {text: td.textContent.trim(), value: td.dataset.value, lower: td.dataset.lower, upper: td.dataset.upper}]))
 })))()"""

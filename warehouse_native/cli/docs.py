@@ -25,10 +25,10 @@ def command(flags: Flags, out_dir: Path | None, reports_dir: Path | None, dialec
     """Write target/docs/index.html: every source, metric (guardrails first) and experiment,
     each metric's compiled SQL, a search box and links to the reports. Never connects."""
     project = flags.load_project()
-    schema = "wn"
+    schema, title = "wn", None
     try:
         target = flags.load_target()
-        schema, dialect = target.schema, dialect or target.dialect
+        schema, dialect, title = target.schema, dialect or target.dialect, target.profile
     except ProjectError:
         dialect = dialect or "duckdb"
     from ..present.catalog import build_catalog, write_catalog
@@ -36,7 +36,7 @@ def command(flags: Flags, out_dir: Path | None, reports_dir: Path | None, dialec
     out = out_dir if out_dir is not None else flags.target_dir / "docs"
     reports = reports_dir if reports_dir is not None else flags.target_dir / "report"
     page = build_catalog(project, dialect=dialect, schema=schema, as_of=flags.as_of, out_dir=out.resolve(),
-                         reports_dir=reports.resolve())
+                         reports_dir=reports.resolve(), title=title)
     path = write_catalog(page, out)
     linked = sum(1 for e in page.experiments if e.report_href)
     console.print(f"[green]docs[/green] {path} ({len(page.guardrails) + len(page.metrics)} metrics, "

@@ -33,7 +33,8 @@ class MetricEntry:
     @property
     def search(self) -> str:
         m = self.metric
-        return " ".join([m.name, m.type, m.source or "", " ".join(m.tags), m.owner or "", m.description or "",
+        return " ".join([m.name, m.type, m.source or "", m.direction, m.filter or "", m.value or "",
+                         " ".join(m.tags), m.owner or "", m.description or "",
                          " ".join(e for e, _ in self.used_by)]).lower()
 
 
@@ -83,12 +84,14 @@ def _origin(project: Project, kind: str, name: str) -> str:
     return str(o) if o else ""
 
 
-def _expressions(sql_texts: list[str], columns: set[str], dialect: str) -> list[str]:
-    """The select expressions aliased as one of ``columns`` in the compiled statements, in order."""
+def _expressions(sql_texts: list[str], columns: set[str], dialect: str) -> tuple[list[str], list[str]]:
+    """The select expressions aliased as one of ``columns`` in the compiled statements: those of
+    the source scans (inside a CTE or a staged scan) and those that finish the unit_metrics row."""
     import sqlglot
     from sqlglot import exp
 
-    found: list[str] = []
+    scan: list[str] = []
+    finish: list[str] = []
     for text in sql_texts:
         try:
             trees = sqlglot.parse(text, read=dialect)
@@ -98,13 +101,15 @@ def _expressions(sql_texts: list[str], columns: set[str], dialect: str) -> list[
             if tree is None:
                 continue
             for alias in tree.find_all(exp.Alias):
-                if alias.alias in columns:
-                    node = alias.copy()
-                    for c in node.find_all(exp.Column):   # keep plan comments out of the snippet
-                        c.comments = None
-                    node.comments = None
-                    found.append(node.sql(dialect=dialect, pretty=True))
-    return list(dict.fromkeys(found))
+                if alias.alias not in columns:
+                    continue
+                node = alias.copy()
+                for c in node.find_all(exp.Column):   # keep plan comments out of the snippet
+                    c.comments = None
+                node.comments = None
+                aggregate = node.find(exp.AggFunc) is not None
+                (scan if aggregate else finish).append(node.sql(dialect=dialect, pretty=True))
+    return list(dict.fromkeys(scan)), list(dict.fromkeys(finish))
 
 
 def _preview_experiment(project: Project, metric: Metric, as_of: dt.date) -> Experiment | None:
@@ -148,12 +153,18 @@ def _compiled_sql(project: Project, metric: Metric, used_by: list[tuple[str, str
     mp = plan.metric(metric.name)
     columns = {c for c in (mp.value_column, mp.den_column, mp.pre_column, mp.pre_den_column) if c}
     texts = [s.sql for s in compiled.statements if s.action != "drop"]
-    exprs = _expressions(texts, columns, dialect)
-    if not exprs:
+    scan, finish = _expressions(texts, columns, dialect)
+    if not scan and not finish:
         return None, "no per-unit expression found in the compiled SQL"
-    head = (f"-- {metric.name}: per-unit columns {', '.join(sorted(columns))}\n-- {via}, dialect {dialect}; "
-            f"`wn compile` writes the full statements\n")
-    return head + ",\n".join(exprs), None
+    sources = sorted({sc.source for sc in plan.scans if any(c.name in columns for c in sc.columns)})
+    parts = [f"-- {metric.name}: per-unit columns {', '.join(sorted(columns))}",
+             f"-- {via}, dialect {dialect}; `wn compile` writes the full statements"]
+    if scan:
+        parts += [f"\n-- per unit, in one scan of source {', '.join(sources)} (s: its rows, e: the unit's "
+                  "exposure; pre = the CUPED window before exposure)", ",\n".join(scan)]
+    if finish:
+        parts += ["\n-- the unit_metrics row (units without rows count as 0)", ",\n".join(finish)]
+    return "\n".join(parts), None
 
 
 def _with_experiment(project: Project, experiment: Experiment) -> Project:
@@ -163,7 +174,8 @@ def _with_experiment(project: Project, experiment: Experiment) -> Project:
 
 
 def build_catalog(project: Project, *, dialect: str, schema: str, as_of: dt.date, out_dir: Path,
-                  reports_dir: Path | None) -> CatalogPage:
+                  reports_dir: Path | None, title: str | None = None) -> CatalogPage:
+    """The catalog of ``project``; ``title``: the page's heading (default: the project folder)."""
     usage: dict[str, list[tuple[str, str]]] = {m: [] for m in project.metrics}
     exp_entries: list[ExperimentEntry] = []
     for name, e in sorted(project.experiments.items()):
@@ -191,7 +203,7 @@ def build_catalog(project: Project, *, dialect: str, schema: str, as_of: dt.date
     sources = [SourceEntry(n, _origin(project, "source", n), s,
                            sorted(m.name for m in project.metrics.values() if m.source == n))
                for n, s in sorted(project.sources.items())]
-    return CatalogPage(project=project.root.name, dialect=dialect, as_of=as_of.isoformat(),
+    return CatalogPage(project=title or project.root.name, dialect=dialect, as_of=as_of.isoformat(),
                        guardrails=[e for e in entries if e.metric.is_guardrail],
                        metrics=[e for e in entries if not e.metric.is_guardrail], sources=sources,
                        experiments=exp_entries,

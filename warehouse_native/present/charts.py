@@ -45,7 +45,7 @@ def _zero_rule(alt):
         x="zero:Q")
 
 
-def forest(points: Sequence[dict[str, Any]], variants: Sequence[str], *, width: int = 300) -> str:
+def forest(points: Sequence[dict[str, Any]], variants: Sequence[str], *, width: int = 280) -> str:
     """Relative lift with its CI per treatment variant (one metric).
 
     ``points``: ``variant, rel, lo, hi, verdict`` (rows without a lift are left out)."""
@@ -79,7 +79,7 @@ def slice_forest(points: Sequence[dict[str, Any]], metrics: Sequence[str], varia
         base.mark_point(filled=True, size=36, opacity=1).encode(
             x="rel:Q", shape=alt.Shape("variant:N", scale=shapes, legend=alt.Legend(title="variant",
                                                                                    orient="top"))),
-    ).properties(width=width, height=alt.Step(max(8, 6 * len(variants))))
+    ).properties(width=width, height=alt.Step(7))   # per variant row within a metric
     return render(chart)
 
 
@@ -124,6 +124,11 @@ def cumulative(rows: Sequence[dict[str, Any]], colors: dict[str, str], *, width:
 
 
 _ID_RE = re.compile(r'\bid="([^"]+)"')
+_LONG_DECIMAL = re.compile(r"\d+\.\d{3,}")
+
+
+def _short(match: re.Match) -> str:
+    return f"{float(match.group()):.2f}".rstrip("0").rstrip(".")
 
 
 def render(chart: Any) -> str:
@@ -136,7 +141,7 @@ def render(chart: Any) -> str:
         svg = vl_convert.vegalite_to_svg(spec)
     except Exception as exc:  # noqa: BLE001 - vl-convert raises plain ValueErrors
         raise ChartError(f"could not render a chart: {exc}") from exc
-    svg = svg[svg.index("<svg"):]
+    svg = _LONG_DECIMAL.sub(_short, svg[svg.index("<svg"):])   # 1/100 px is plenty: a third smaller
     ids = set(_ID_RE.findall(svg))
     if ids:   # several inline SVGs share the page's id space (clip paths, gradients)
         prefix = f"c{next(_ids)}-"

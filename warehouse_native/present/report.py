@@ -58,7 +58,7 @@ class MetricBlock:
 @dataclass
 class SummaryItem:
     label: str
-    status: str     # pass | warn | fail | unknown | info
+    status: str     # pass | warn | fail | unknown (health); good | bad (a significant primary result)
     detail: str
 
 
@@ -162,12 +162,13 @@ def build_summary(decision: Mapping[str, Any] | None, overall: Sequence[Row], he
         if hit:
             items.append(SummaryItem(f"guardrails {status}", status, ", ".join(hit)))
     passing = sum(1 for r in guard if r.get("guardrail_status") == "pass")
-    if guard:
+    if passing:
         items.append(SummaryItem("guardrails pass", "pass", f"{passing} of {len(guard)} metric × variant"))
-    wins = [r for r in overall if r.get("role") == "primary" and verdict(r) in ("good", "bad")]
-    for r in wins:
-        items.append(SummaryItem(f"primary {r['metric']}", "info" if verdict(r) == "good" else "fail",
-                                 f"{r['variant']}: significant {'improvement' if verdict(r) == 'good' else 'regression'}"))
+    for r in overall:   # significant primary results: shown, but not a health status
+        if r.get("role") == "primary" and verdict(r) in ("good", "bad"):
+            better = verdict(r) == "good"
+            items.append(SummaryItem(f"primary {r['metric']}", verdict(r),
+                                     f"{r['variant']}: significantly {'better' if better else 'worse'}"))
     worst = max((i.status for i in items if i.status in _STATUS_RANK), key=_STATUS_RANK.get, default="unknown")
     if decision is not None:
         text = str(decision.get("decision") or "decision recorded")
