@@ -53,3 +53,35 @@ def demo_project(tmp_path: Path, seeded_db: Path) -> Path:
 @pytest.fixture()
 def project_and_target(demo_project: Path):
     return load_project(demo_project), load_target(demo_project)
+
+
+# -- Spark: one local session per test process (a JVM is started once) --------------------------
+
+SPARK_CONF = {"spark.sql.shuffle.partitions": "2", "spark.default.parallelism": "2"}
+
+
+@pytest.fixture(scope="session")
+def spark_warehouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The warehouse folder of the test process's local Spark session (started here, once)."""
+    import shutil as _shutil
+
+    try:
+        import pyspark  # noqa: F401
+    except ImportError:
+        pytest.skip("SPARK TESTS SKIPPED: pyspark is not installed (pip install -e '.[dev]' installs it)")
+    if not _shutil.which("java"):
+        pytest.skip("SPARK TESTS SKIPPED: no `java` on PATH (Spark needs Java 17+)")
+    from warehouse_native.warehouse.spark_adapter import session_from_settings
+
+    folder = tmp_path_factory.mktemp("spark_warehouse")
+    session_from_settings({"method": "session", "master": "local[2]", "warehouse_dir": str(folder),
+                           "conf": SPARK_CONF})
+    return folder
+
+
+def spark_profiles(warehouse: Path, schema: str = "wn", duckdb_path: Path | None = None) -> str:
+    """profiles.yml text with a spark target (the test session's warehouse) and a duckdb one."""
+    duck = f"\n    duck: {{type: duckdb, path: '{duckdb_path}', schema: {schema}}}" if duckdb_path else ""
+    return (f"wn_test:\n  target: spark\n  outputs:\n"
+            f"    spark: {{type: spark, method: session, master: 'local[2]', warehouse_dir: '{warehouse}', "
+            f"schema: {schema}}}{duck}\n")

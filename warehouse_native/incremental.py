@@ -22,35 +22,47 @@ from typing import Any
 from .plan import AnalysisPlan
 from .sql.incremental import RESEAL_DAYS, IncrementalSpec, column_hashes, state_key, state_tables
 from .warehouse import Adapter
-
-STATE_TABLE = "incremental_state"
+from .warehouse.publish import STATE_TABLE
 
 
 def last_day(plan: AnalysisPlan) -> dt.date:
     return (plan.end - dt.timedelta(days=1)).date()
 
 
+def stored_state(adapter: Adapter, schema: str, experiment: str) -> dict[str, Any] | None:
+    """The experiment's state row: the latest one (engines that publish by pointer append a
+    row per run instead of replacing it)."""
+    if not adapter.table_columns(schema, STATE_TABLE):
+        return None
+    rows = adapter.fetch(f"select * from {schema}.{STATE_TABLE} where experiment = {adapter.placeholder} "
+                         "order by updated_at desc, run_id desc", [experiment])
+    return rows[0] if rows else None
+
+
 def decide(adapter: Adapter, schema: str, plan: AnalysisPlan, *, full_refresh: bool,
-           lookback_days: int) -> tuple[IncrementalSpec, str]:
-    """The spec of this run and a one-line reason (for the run log)."""
+           lookback_days: int, tag: str | None = None) -> tuple[IncrementalSpec, str]:
+    """The spec of this run and a one-line reason (for the run log).  ``tag``: None when the
+    engine rewrites the state in place, else the suffix of the tables this run writes."""
     tables = state_tables(schema, plan.experiment, [s.source for s in plan.scans])
+    row = None if full_refresh else stored_state(adapter, schema, plan.experiment)
+    current = dict(tables)
+    if row and row.get("tables"):
+        current.update({k: v for k, v in json.loads(row["tables"]).items() if k in tables})
     # one catalog query for every state table (names compared as the engine folds them)
     existing = {name.lower(): kind for name, kind in adapter.relations(schema).items()}
-    present = {k: existing.get(v.split(".", 1)[1].lower()) == "table" for k, v in tables.items()}
+    present = {k: existing.get(v.split(".", 1)[1].lower()) == "table" for k, v in current.items()}
     start = plan.start.date()
     # the next daily run reprocesses from here: seal the bases there when this run re-seals
     seal_at = max(start, last_day(plan) + dt.timedelta(days=1) - dt.timedelta(days=lookback_days))
 
     def rebuild(reason: str) -> tuple[IncrementalSpec, str]:
-        return IncrementalSpec(since=start, exists=False, tables=tables, present=present, seal_at=seal_at), reason
+        return IncrementalSpec(since=start, exists=False, tables=tables, present=present, current=current,
+                               tag=tag, seal_at=seal_at), reason
 
     if full_refresh:
         return rebuild("full refresh requested")
-    rows = adapter.fetch(f"select * from {schema}.{STATE_TABLE} where experiment = {adapter.placeholder}",
-                         [plan.experiment]) if adapter.table_columns(schema, STATE_TABLE) else []
-    if not rows:
+    if not row:
         return rebuild("no incremental state yet: building it")
-    row = rows[0]
     if row["state_key"] != state_key(plan):
         return rebuild("the exposure definition, start, dimensions, variants or CUPED window changed")
     if not present.get("exposure_days"):
@@ -83,8 +95,8 @@ def decide(adapter: Adapter, schema: str, plan: AnalysisPlan, *, full_refresh: b
     refilled = any(set(post[src] + distinct[src]) & set(cols) for src, cols in fill.items())
     reseal = sealed is None or refilled or (since - sealed).days >= RESEAL_DAYS
     # since <= seal_at always: a re-seal never covers a day this run does not reprocess
-    spec = IncrementalSpec(since=since, exists=True, tables=tables, present=present, fill=fill,
-                           sealed_before=sealed, seal_at=seal_at if reseal else None)
+    spec = IncrementalSpec(since=since, exists=True, tables=tables, present=present, current=current, tag=tag,
+                           fill=fill, sealed_before=sealed, seal_at=seal_at if reseal else None)
     note = f"reprocessing from {since} (last processed {through}, lookback {lookback_days} days)"
     if fill:
         note += "; backfilling " + ", ".join(f"{s}: {', '.join(c)}" for s, c in fill.items())
@@ -93,8 +105,10 @@ def decide(adapter: Adapter, schema: str, plan: AnalysisPlan, *, full_refresh: b
     return spec, note
 
 
-def state_row(plan: AnalysisPlan, run_id: str, spec: IncrementalSpec) -> list[Any]:
+def state_row(plan: AnalysisPlan, run_id: str, spec: IncrementalSpec, tables: dict[str, str]) -> list[Any]:
+    """The bookkeeping row a run publishes; ``tables``: the state's tables by kind after it."""
     sealed = spec.sealed_after
     return [plan.experiment, state_key(plan), last_day(plan).isoformat(),
             json.dumps(column_hashes(plan), sort_keys=True), run_id, dt.datetime.now(),
-            sealed.isoformat() if sealed else None, None]   # kept_before: every processed day is kept
+            sealed.isoformat() if sealed else None, None,   # kept_before: every processed day is kept
+            json.dumps(tables, sort_keys=True)]

@@ -29,7 +29,8 @@ from .sql.models import model_views
 from .sql.render import header
 from . import incremental
 from .warehouse import Adapter, as_warehouse_error, unit_metrics_table
-from .warehouse.tables import TABLES, UNIT_METRICS_PREFIX, exposures_view, scorecard_latest_view
+from .warehouse.publish import Publication
+from .warehouse.tables import TABLES, scorecard_latest_view
 
 Progress = Callable[[str], None]
 
@@ -79,7 +80,8 @@ def compile_experiment(project: Project, experiment: str, *, as_of: dt.date, sch
     return plan, compiled
 
 
-def compiled_files(plan: AnalysisPlan, compiled: CompiledPlan, models: list[tuple[str, str]]) -> list[tuple[str, str]]:
+def compiled_files(plan: AnalysisPlan, compiled: CompiledPlan, models: list[tuple[str, str]], *,
+                   in_place: bool = True) -> list[tuple[str, str]]:
     files = [(f"model_{name}", f"-- wn model {name} (materialised as a view)\n{sql}") for name, sql in models]
     for stmt in compiled.statements:
         files.append((stmt.step if stmt.action != "drop" else f"drop_{stmt.step}",
@@ -88,8 +90,10 @@ def compiled_files(plan: AnalysisPlan, compiled: CompiledPlan, models: list[tupl
         view = Statement("publish_unit_metrics_view", "create_view", compiled.unit_view)
         files.append((view.step, header(plan, compiled, view)
                       + f"-- published as {unit_metrics_table(plan.experiment)}\n" + compiled.unit_view))
-    if compiled.publish:
-        state = Statement("publish_state", "publish", ";\n".join(compiled.publish))
+    if compiled.state_writes:
+        sql = [s for w in compiled.state_writes
+               for s in (w.in_place_sql() if in_place else w.new_table_sql())]
+        state = Statement("publish_state", "publish", ";\n".join(sql))
         files.append((state.step, header(plan, compiled, state) + state.sql))
     return files
 
@@ -124,14 +128,15 @@ def run_experiment(project: Project, target: Target, adapter: Adapter, experimen
         if mode == "stateless":
             compiled = compile_plan(plan, dialect=adapter.dialect, strategy=strategy, stage_prefix=stage)
         else:
-            spec, result.note = incremental.decide(adapter, schema, plan, full_refresh=mode == "full-refresh",
-                                                   lookback_days=lookback_days)
+            spec, result.note = incremental.decide(
+                adapter, schema, plan, full_refresh=mode == "full-refresh", lookback_days=lookback_days,
+                tag=None if adapter.publishes_in_place else run_id.split("_")[-1])
             compiled = compile_incremental(plan, spec, dialect=adapter.dialect, stage_prefix=stage)
             say(result.note)
         models = model_views(plan, adapter.dialect, schema)
         if target_dir is not None:
             paths = write_compiled(target_dir, experiment, adapter.dialect,
-                                   compiled_files(plan, compiled, models))
+                                   compiled_files(plan, compiled, models, in_place=adapter.publishes_in_place))
             sql_dir = paths[0].parent if paths else None
         for name, sql in models:
             _timed(result, f"model:{name}", "create_view", lambda s=sql: adapter.execute(s), say)
@@ -142,8 +147,7 @@ def run_experiment(project: Project, target: Target, adapter: Adapter, experimen
             step = _execute(adapter, stmt, result, say, sql_dir, compiled)
             if stmt.action == "query":
                 aggregates = step
-            if fault == stmt.step:
-                raise WarehouseError(f"fault injected after step {stmt.step}", step=stmt.step)
+            _fault(fault, stmt.step)
         for name, choice in compiled.choices.items():
             if choice.startswith("inline"):   # no statement of its own: record the decision
                 result.steps.append(StepResult(name, "inline", 0.0, choice=choice))
@@ -158,7 +162,8 @@ def run_experiment(project: Project, target: Target, adapter: Adapter, experimen
         result.outputs = outputs
         say("publishing results")
         t0 = time.perf_counter()
-        _publish(adapter, schema, plan, result, target, as_of, compiled, spec, fault=fault)
+        adapter.publish(_publication(schema, plan, result, target, as_of, compiled, spec),
+                        checkpoint=lambda point: _fault(fault, point))
         result.steps.append(StepResult("publish", "transaction", time.perf_counter() - t0))
         result.status = "success"
     except WnError as exc:
@@ -175,6 +180,13 @@ def run_experiment(project: Project, target: Target, adapter: Adapter, experimen
             with contextlib.suppress(Exception):
                 adapter.execute(f"DROP TABLE IF EXISTS {rel}")
     return result
+
+
+def _fault(fault: str | None, point: str) -> None:
+    """Tests inject a failure at a named point of a run (a step, or ``publish``)."""
+    if fault == point:
+        where = "during publish" if point == "publish" else f"after step {point}"
+        raise WarehouseError(f"fault injected {where}", step=point)
 
 
 def _prepare(adapter: Adapter, schema: str) -> None:
@@ -220,74 +232,25 @@ def _execute(adapter: Adapter, stmt: Statement, result: RunResult, say: Progress
     return out
 
 
-def _publish(adapter: Adapter, schema: str, plan: AnalysisPlan, result: RunResult,
-             target: Target, as_of: dt.date, compiled: CompiledPlan, spec: incremental.IncrementalSpec | None,
-             *, fault: str | None) -> None:
-    """Swap staged results in, in one transaction."""
+def _publication(schema: str, plan: AnalysisPlan, result: RunResult, target: Target, as_of: dt.date,
+                 compiled: CompiledPlan, spec: incremental.IncrementalSpec | None) -> Publication:
+    """What this run publishes; the adapter decides how it is swapped in (warehouse/publish.py)."""
     outputs = result.outputs
     assert outputs is not None
-    unit_table = unit_metrics_table(plan.experiment)
-    with adapter.transaction():
-        adapter.lock_publish(schema)
-        # wn.exposures reads every experiment's unit metrics: point it past this experiment's
-        # first, so that engines which track view dependencies (PostgreSQL) let the old
-        # relation, and the state tables an old view reads, be dropped
-        old = adapter.relations(schema).get(unit_table)
-        if old:
-            _publish_exposures_view(adapter, schema, without=unit_table)
-            try:
-                adapter.execute(f"DROP {'VIEW' if old == 'view' else 'TABLE'} {schema}.{unit_table}")
-            except Exception as exc:
-                raise WarehouseError(
-                    f"cannot replace {schema}.{unit_table}: {exc}".strip(), step="publish",
-                    hint=f"every run replaces {schema}.{unit_table}; drop or repoint what depends on it "
-                         f"(e.g. your views; read {schema}.exposures or copy the rows instead), then run again") from None
-        if result.mode != "stateless":
-            for sql in compiled.publish:
-                adapter.execute(sql)
-            adapter.execute(f"DELETE FROM {schema}.{incremental.STATE_TABLE} WHERE experiment = {adapter.placeholder}",
-                            [plan.experiment])
-            adapter.insert_rows(f"{schema}.{incremental.STATE_TABLE}", TABLES["incremental_state"],
-                                [incremental.state_row(plan, result.run_id, spec)])
-        if compiled.unit_view:   # incremental modes: a view over the state just published
-            adapter.execute(f"CREATE VIEW {schema}.{unit_table} AS\n{compiled.unit_view}")
-        else:
-            adapter.execute(f"ALTER TABLE {compiled.relations['unit_metrics']} RENAME TO {unit_table}")
-        _publish_exposures_view(adapter, schema)
-        adapter.insert_rows(f"{schema}.metric_aggregates", TABLES["metric_aggregates"], outputs.metric_aggregates)
-        if fault == "publish":
-            raise WarehouseError("fault injected during publish", step="publish")
-        adapter.insert_rows(f"{schema}.scorecard", TABLES["scorecard"], outputs.scorecard)
-        adapter.insert_rows(f"{schema}.health_checks", TABLES["health_checks"], outputs.health)
+
+    def run_row() -> list[Any]:
         result.finished_at = dt.datetime.now()
-        adapter.insert_rows(f"{schema}.runs", TABLES["runs"], [_run_row(result, "success", None, target, as_of)])
+        return _run_row(result, "success", None, target, as_of)
 
-
-def _publish_exposures_view(adapter: Adapter, schema: str, without: str | None = None) -> None:
-    """Rebuild the ``exposures`` view over every experiment's unit_metrics table or view (in
-    the publish transaction), leaving out ``without``.  A ``wn.exposures`` *table* left by
-    an older wn is replaced: every experiment it held also has its unit_metrics."""
-    relations = adapter.relations(schema)
-    current: list[str] = []
-    if relations.get("exposures") == "table":
-        try:
-            adapter.execute(f"DROP TABLE {schema}.exposures")
-        except Exception as exc:
-            raise WarehouseError(
-                f"cannot replace the table {schema}.exposures (written by an older wn) with the view wn now "
-                f"publishes: {exc}".strip(), step="publish",
-                hint=f"drop or repoint what depends on {schema}.exposures (e.g. your views), then run again") from None
-    elif relations.get("exposures") == "view":
-        current = adapter.table_columns(schema, "exposures")
-    # unit_metrics tables, and the views wn publishes for experiments with incremental state
-    # (a view of your own named unit_metrics__* is left out)
-    stateful = {unit_metrics_table(r["experiment"]) for r in adapter.fetch(
-        f"select experiment from {schema}.{incremental.STATE_TABLE}")}
-    units = {name: adapter.table_columns(schema, name) for name, kind in relations.items()
-             if name.startswith(UNIT_METRICS_PREFIX) and name != without and (kind == "table" or name in stateful)}
-    view = exposures_view(schema, units, current)
-    if view:
-        adapter.execute(adapter.sql(view))
+    return Publication(
+        schema=schema, experiment=plan.experiment,
+        staged_unit_metrics=compiled.relations.get("unit_metrics"), unit_view=compiled.unit_view,
+        state_writes=compiled.state_writes,
+        state_row=incremental.state_row(plan, result.run_id, spec, compiled.state_tables) if spec else None,
+        state_tables=compiled.state_tables,
+        rows=[("metric_aggregates", outputs.metric_aggregates), ("scorecard", outputs.scorecard),
+              ("health_checks", outputs.health)],
+        run_row=run_row, tag=result.run_id.split("_")[-1])
 
 
 def _run_row(result: RunResult, status: str, error: str | None, target: Target,

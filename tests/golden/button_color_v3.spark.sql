@@ -1,5 +1,5 @@
 -- step exposures (create_temp)
-CREATE TEMPORARY VIEW __wn_stage_exposures AS
+CACHE TABLE __wn_stage_exposures AS
 /* plan: exposures of experiment 'button_color_v3' (unit user_id) from source 'exposures' */
 /* one row per unit: variant ('__multiple__' when seen in two), first exposure, dimensions at first exposure */
 /* (the experiment and unit type are added by unit_metrics; rows tied at the first timestamp: any one of them) */
@@ -206,8 +206,8 @@ WITH analysed AS (
 ), caps AS (
   /* winsorization caps on pooled unit values */
   SELECT
-    PERCENTILE_CONT(revenue, 0.999) AS cap7_y_hi,
-    PERCENTILE_CONT(revenue__pre, 0.999) AS cap7_x_hi
+    PERCENTILE(revenue, 0.999) AS cap7_y_hi,
+    PERCENTILE(revenue__pre, 0.999) AS cap7_x_hi
   FROM analysed
 ), measured AS (
   SELECT

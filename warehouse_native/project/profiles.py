@@ -18,8 +18,12 @@ import jinja2
 from ..errors import Problem, ProjectError
 from .yaml_loader import LineDict, load_yaml_text
 
-SUPPORTED_TYPES = ("duckdb", "postgres")
-DIALECT_OF = {"duckdb": "duckdb", "postgres": "postgres"}
+SUPPORTED_TYPES = ("duckdb", "postgres", "spark")
+DIALECT_OF = {"duckdb": "duckdb", "postgres": "postgres", "spark": "spark"}
+# the settings a spark target takes (a typo is an error, not a silently ignored key)
+SPARK_SETTINGS = {"session": ("method", "master", "warehouse_dir", "metastore", "conf", "catalog", "app_name",
+                              "log_level"),
+                  "connect": ("method", "url", "token", "conf", "catalog")}
 
 
 @dataclass(frozen=True)
@@ -37,7 +41,11 @@ class Target:
         return DIALECT_OF[self.type]
 
     def describe(self) -> str:
+        """Where the target points, for logs and wn.runs (never a password or token)."""
         where = self.settings.get("path") or self.settings.get("dbname") or ""
+        if self.type == "spark":
+            where = (str(self.settings.get("url", "")).split(";")[0] if self.settings.get("method") == "connect"
+                     else self.settings.get("master", "local[*]"))
         return f"{self.profile}.{self.name} ({self.type}{': ' + str(where) if where else ''})"
 
 
@@ -108,6 +116,8 @@ def load_target(profiles_dir: Path, profile: str | None = None, target: str | No
         if raw != ":memory:" and not Path(raw).is_absolute():
             raw = str((profiles_dir / raw).resolve())
         settings["path"] = raw
+    if kind == "spark" and settings.get("warehouse_dir") and not Path(str(settings["warehouse_dir"])).is_absolute():
+        settings["warehouse_dir"] = str((profiles_dir / str(settings["warehouse_dir"])).resolve())
     schema = str(out.get("schema", "wn"))
     return Target(profile=profile, name=target, type=kind, schema=schema, settings=settings)
 
@@ -130,7 +140,30 @@ def _check_settings(kind: str, settings: dict[str, Any], node: Any, file: str, p
             except ValueError:
                 raise ProjectError(Problem(f"{key} must be a positive whole number, not "
                                            f"'{settings[key]}'", file, line(key), f"{prefix}.{key}")) from None
+    if kind == "spark":
+        _check_spark(settings, line, file, prefix)
     if kind == "duckdb" and "memory_limit" in settings and not _MEMORY.match(str(settings["memory_limit"])):
         raise ProjectError(Problem(f"memory_limit '{settings['memory_limit']}' is not a size", file,
                                    line("memory_limit"), f"{prefix}.memory_limit",
                                    hint="write it like 4GB or 512MB"))
+
+
+def _check_spark(settings: dict[str, Any], line: Any, file: str, prefix: str) -> None:
+    method = settings.setdefault("method", "session")
+    if method not in SPARK_SETTINGS:
+        raise ProjectError(Problem(f"unknown spark method '{method}'", file, line("method"), f"{prefix}.method",
+                                   hint="use method: session (a SparkSession in this process) or method: connect "
+                                        "(a Spark Connect URL, e.g. Databricks)"))
+    for key in settings:
+        if key not in SPARK_SETTINGS[method]:
+            raise ProjectError(Problem(f"'{key}' is not a setting of a spark target with method: {method}", file,
+                                       line(key), f"{prefix}.{key}",
+                                       hint=f"use: {', '.join(SPARK_SETTINGS[method])}"))
+    if method == "connect" and not str(settings.get("url", "")).startswith("sc://"):
+        raise ProjectError(Problem("method: connect needs url: sc://host:port", file, line("url") or line("method"),
+                                   f"{prefix}.url", hint="e.g. url: sc://localhost:15002, or for Databricks "
+                                   "sc://<workspace-host>:443/;x-databricks-cluster-id=<id> with "
+                                   "token: \"{{ env_var('DATABRICKS_TOKEN') }}\""))
+    if "conf" in settings and not isinstance(settings["conf"], dict):
+        raise ProjectError(Problem("conf must map Spark settings to values", file, line("conf"), f"{prefix}.conf",
+                                   hint="e.g. conf: {spark.sql.shuffle.partitions: 8}"))

@@ -40,8 +40,10 @@ from ..plan import AnalysisPlan, SourceScan, UnitColumn
 from .expressions import date, literal, qualify, ts
 from sqlglot import exp
 
-from .render import (_ENV, ARG_MIN_DIALECTS, CompiledPlan, Statement, _aggregate, _aggregates_select, _condition, _create,
-                     _finish, _parse, _post_days, _write, inline_cte, prefilter, temp_name)
+from ..warehouse.publish import Part, StateWrite
+from .dialects import ARG_MIN_DIALECTS, write
+from .render import (_ENV, CompiledPlan, Statement, _aggregate, _aggregates_select, _condition, _create,
+                     _finish, _parse, _post_days, inline_cte, prefilter, temp_name)
 
 _ROLLUP = {"count": "sum", "sum": "sum", "flag": "max", "distinct_days": "sum"}
 
@@ -114,8 +116,14 @@ class IncrementalSpec:
 
     since: dt.date                        # first reprocessed day
     exists: bool                          # False: build the state from scratch
-    tables: dict[str, str]                # state tables (see state_tables)
+    tables: dict[str, str]                # state tables by kind (see state_tables)
     present: dict[str, bool] = field(default_factory=dict)    # which state tables exist
+    # the tables holding the state now, by kind (the names the last run left in the state row;
+    # default: ``tables``)
+    current: dict[str, str] = field(default_factory=dict)
+    # None: this run rewrites the state tables in place (in the publish transaction); else the
+    # tables it rewrites get new names ending in ``_<tag>`` (engines that publish by pointer)
+    tag: str | None = None
     fill: dict[str, tuple[str, ...]] = field(default_factory=dict)  # source -> columns to backfill
     sealed_before: dt.date | None = None  # the stored bases hold the days before this one (None: no usable base)
     seal_at: dt.date | None = None        # this run re-seals every base at this day (None: keeps them)
@@ -124,6 +132,14 @@ class IncrementalSpec:
     def sealed_after(self) -> dt.date | None:
         """The seal the state has once this run is published."""
         return self.seal_at or self.sealed_before
+
+    def table(self, kind: str) -> str:
+        """The table holding ``kind`` of the state now."""
+        return self.current.get(kind) or self.tables[kind]
+
+    def target(self, kind: str) -> str:
+        """Where this run writes ``kind`` of the state."""
+        return self.table(kind) if self.tag is None else f"{self.tables[kind]}_{self.tag}"
 
     @property
     def since_ts(self) -> dt.datetime:
@@ -154,12 +170,11 @@ def compile_incremental(plan: AnalysisPlan, spec: IncrementalSpec, *, dialect: s
                         stage_prefix: str) -> CompiledPlan:
     """Statements of an incremental run, and the publish statements that update the state."""
     stmts: list[Statement] = []
-    publish: list[str] = []
+    writes: list[StateWrite] = []
     since, since_ts = spec.since, spec.since_ts
-    t = spec.tables
 
     def old(name: str) -> str | None:
-        return t[name] if spec.exists and spec.present.get(name) else None
+        return spec.table(name) if spec.exists and spec.present.get(name) else None
 
     def add(step: str, sql: str, relation: str, temp: bool = False) -> str:
         """Stage a table: ``temp`` for one only read in this session (at most copied into the
@@ -169,9 +184,10 @@ def compile_incremental(plan: AnalysisPlan, spec: IncrementalSpec, *, dialect: s
         stmts.append(_create(step, relation, _parse(sql, step), dialect, temp=temp))
         return relation
 
-    def swap(staged: str, state: str) -> None:
-        publish.append(f"DROP TABLE IF EXISTS {state}")
-        publish.append(f"ALTER TABLE {staged} RENAME TO {state.split('.')[-1]}")
+    def state(kind: str, *parts: Part) -> None:
+        """After publishing, the ``kind`` table of the state holds the rows of ``parts``."""
+        before = spec.table(kind) if spec.present.get(kind) else None
+        writes.append(StateWrite(kind, spec.target(kind), parts, replaces=before))
 
     # -- exposures ---------------------------------------------------------------------
     new_exp_days = add("exposure_days", _ENV.get_template("incremental/exposure_days.sql.j2").render(
@@ -192,16 +208,15 @@ def compile_incremental(plan: AnalysisPlan, spec: IncrementalSpec, *, dialect: s
     if spec.seal_at:
         sealed = add("exposure_base", exposures_sql(exp_base, base_before, _clip(inputs, None, spec.seal_at), "base"),
                      f"{stage_prefix}_exposure_base")
-        swap(sealed, t["exposure_base"])
+        state("exposure_base", Part(sealed))
         exp_base, base_before, inputs = sealed, spec.seal_at, _clip(inputs, spec.seal_at, None)
     # read by every scan of this run, published through unit_metrics (wn.exposures is a view)
     exposures = add("exposures", exposures_sql(exp_base, base_before, inputs, "published"),
                     f"{stage_prefix}_exposures", temp=True)
-    if old_exp:
-        publish.append(f"DELETE FROM {old_exp} WHERE day >= {date(since)}")
-        publish.append(f"INSERT INTO {old_exp} SELECT * FROM {new_exp_days}")
+    if old_exp:   # the reprocessed days are replaced
+        state("exposure_days", Part(old_exp, keep=f"day < {date(since)}"), Part(new_exp_days))
     else:
-        swap(new_exp_days, t["exposure_days"])
+        state("exposure_days", Part(new_exp_days))
 
     # -- per source: new days, backfills, pre-exposure covariates ------------------------
     sources: list[_Source] = []
@@ -212,7 +227,7 @@ def compile_incremental(plan: AnalysisPlan, spec: IncrementalSpec, *, dialect: s
                       pre_cols=[c for c in scan.columns if c.window == "pre"])
         fill = set(spec.fill.get(scan.source, ()))
         prefix = f"{stage_prefix}_{i}"
-        ctx = _Ctx(plan, spec, exposures, add, swap, old, publish)
+        ctx = _Ctx(plan, spec, exposures, add, state, old)
         _post_state(ctx, src, fill, prefix)
         _value_state(ctx, src, fill, prefix)
         _pre_state(ctx, src, fill, prefix)
@@ -222,11 +237,14 @@ def compile_incremental(plan: AnalysisPlan, spec: IncrementalSpec, *, dialect: s
     unit_metrics = _parse(_unit_metrics_sql(plan, sources, since, since_ts, exposures), "unit_metrics")
     aggregates = inline_cte(_parse(_aggregates_select(plan, {"unit_metrics": "unit_metrics"}), "aggregates"),
                             "unit_metrics", unit_metrics)
-    stmts.append(Statement("aggregates", "query", _write(aggregates, dialect, "aggregates")))
-    view = _write(_published_unit_metrics(plan, spec, sources, exposures_sql), dialect, "unit_metrics_view")
+    stmts.append(Statement("aggregates", "query", write(aggregates, dialect, "aggregates")))
+    after = {kind: spec.table(kind) for kind in spec.tables if spec.exists and spec.present.get(kind)}
+    after.update({w.kind: w.target for w in writes})
+    view = write(_published_unit_metrics(plan, spec, sources, exposures_sql, after), dialect, "unit_metrics_view")
     return CompiledPlan(plan.experiment, dialect, "incremental", tuple(stmts),
-                        {"unit_metrics": "inline; published as a view over the state"}, tuple(publish),
-                        relations={"exposures": exposures}, unit_view=view)
+                        {"unit_metrics": "inline; published as a view over the state"},
+                        relations={"exposures": exposures}, unit_view=view,
+                        state_writes=tuple(writes), state_tables=after)
 
 
 def _unit_metrics_sql(plan: AnalysisPlan, sources: list[_Source], since: dt.date, since_ts: dt.datetime,
@@ -239,11 +257,12 @@ def _unit_metrics_sql(plan: AnalysisPlan, sources: list[_Source], since: dt.date
 
 
 def _published_unit_metrics(plan: AnalysisPlan, spec: IncrementalSpec, sources: list[_Source],
-                            exposures_sql) -> exp.Expression:
+                            exposures_sql, t: dict[str, str]) -> exp.Expression:
     """The ``unit_metrics__<experiment>`` view: the same unit metrics, read from the state as
     this run leaves it (its sealed bases, every kept day after them, the covariates and the
-    distinct values), so it always matches the latest run's aggregates."""
-    t, sealed = spec.tables, spec.sealed_after
+    distinct values; ``t``: the state tables by kind), so it always matches the latest run's
+    aggregates."""
+    sealed = spec.sealed_after
     stored = []
     for src in sources:
         s = src.scan.source
@@ -307,9 +326,8 @@ class _Ctx:
     spec: IncrementalSpec
     exposures: str
     add: object
-    swap: object
+    state: object
     old: object
-    publish: list
 
 
 def _post_state(ctx: _Ctx, src: _Source, fill: set[str], prefix: str) -> None:
@@ -332,15 +350,14 @@ def _post_state(ctx: _Ctx, src: _Source, fill: set[str], prefix: str) -> None:
     new_days = days(src.post_cols, spec.since_ts, plan.end, f"days__{scan.source}", f"{prefix}_days_new",
                     temp=not rebuild)
     if rebuild:
-        ctx.swap(new_days, spec.tables[key])
+        ctx.state(key, Part(new_days))
         src.base, src.inputs = None, [(new_days, None, None)]
     elif old_days and not fill_cols:
         src.base = ctx.old(f"base:{scan.source}") if spec.sealed_before else None
         src.inputs = _clip([(old_days, spec.sealed_before if src.base else None, spec.since),
                             (new_days, None, None)], None, None)
-        names = ", ".join(["unit_id", "day"] + [c.name for c in src.post_cols])
-        ctx.publish.append(f"DELETE FROM {old_days} WHERE day >= {date(spec.since)}")
-        ctx.publish.append(f"INSERT INTO {old_days} ({names}) SELECT {names} FROM {new_days}")
+        names = ("unit_id", "day", *(c.name for c in src.post_cols))
+        ctx.state(key, Part(old_days, keep=f"day < {date(spec.since)}", columns=names), Part(new_days, columns=names))
     else:
         fill_rel = (days(fill_cols, plan.start, spec.since_ts, f"backfill_days__{scan.source}", f"{prefix}_days_fill")
                     if fill_cols else None)
@@ -348,14 +365,14 @@ def _post_state(ctx: _Ctx, src: _Source, fill: set[str], prefix: str) -> None:
             scan=scan, cols=src.post_cols, fill_cols=fill_cols, fill_names={c.name for c in fill_cols},
             old=old_days, fill=fill_rel, new=new_days, since=spec.since, date=date)
         days_all = ctx.add(f"state_days__{scan.source}", merged, f"{prefix}_days_all")
-        ctx.swap(days_all, spec.tables[key])
+        ctx.state(key, Part(days_all))
         src.base, src.inputs = None, [(days_all, None, None)]
     if spec.seal_at:   # move the base up to the next run's first reprocessed day
         sealed = ctx.add(f"base__{scan.source}", _ENV.get_template("incremental/post_base.sql.j2").render(
             scan=scan, cols=src.post_cols, base=src.base, base_before=spec.sealed_before, seal_at=spec.seal_at,
             inputs=_clip(src.inputs, None, spec.seal_at), describe=_describe(_clip(src.inputs, None, spec.seal_at)),
             rollup=lambda c: _ROLLUP[c.agg], date=date), f"{prefix}_base")
-        ctx.swap(sealed, spec.tables[f"base:{scan.source}"])
+        ctx.state(f"base:{scan.source}", Part(sealed))
         src.base, src.inputs = sealed, _clip(src.inputs, spec.seal_at, None)
 
 
@@ -387,19 +404,12 @@ def _value_state(ctx: _Ctx, src: _Source, fill: set[str], prefix: str) -> None:
     unseen = ctx.add(f"values_unseen__{scan.source}", _ENV.get_template("incremental/values_unseen.sql.j2").render(
         scan=scan, new=new_vals, prior=prior, date=date, literal=literal), f"{prefix}_values_unseen",
         temp=bool(old_vals))   # else it becomes the state
-    if old_vals:   # rows first seen on a reprocessed day, and backfilled columns' rows, are replaced
-        if not kept_names:
-            ctx.publish.append(f"DELETE FROM {old_vals}")
-        else:   # (and the rows of columns no metric uses any more)
-            ctx.publish.append(f"DELETE FROM {old_vals} WHERE day >= {date(spec.since)} "
-                               f"OR col NOT IN ({', '.join(literal(n) for n in kept_names)})")
-        if fill_vals:
-            ctx.publish.append(f"INSERT INTO {old_vals} SELECT * FROM {fill_vals}")
-        ctx.publish.append(f"INSERT INTO {old_vals} SELECT * FROM {unseen}")
-    else:   # no values state yet: the unseen rows (and any backfilled ones) become it
-        if fill_vals:
-            ctx.publish.append(f"INSERT INTO {unseen} SELECT * FROM {fill_vals}")
-        ctx.swap(unseen, spec.tables[key])
+    # rows first seen on a reprocessed day, backfilled columns' rows and the rows of columns no
+    # metric uses any more are replaced; with no values state yet, the unseen rows (and any
+    # backfilled ones) become it
+    kept = ([Part(old_vals, keep=f"day < {date(spec.since)} and col in ({', '.join(literal(n) for n in kept_names)})")]
+            if old_vals and kept_names else [])
+    ctx.state(key, *kept, *([Part(fill_vals)] if fill_vals else []), Part(unseen))
     rows = prior + [(unseen, None, None, None)]   # every value of each unit, once, after this run
     vbase = ctx.old(f"vbase:{scan.source}") if spec.sealed_before else None
     src.val_base, src.val_rows = vbase, _clip(rows, spec.sealed_before if vbase else None, None)
@@ -410,7 +420,7 @@ def _value_state(ctx: _Ctx, src: _Source, fill: set[str], prefix: str) -> None:
             scan=scan, cols=src.val_cols, base=base, base_before=spec.sealed_before,
             rows=_clip(rows, spec.sealed_before if base else None, spec.seal_at), seal_at=spec.seal_at,
             date=date, literal=literal), f"{prefix}_vbase")
-        ctx.swap(sealed, spec.tables[f"vbase:{scan.source}"])
+        ctx.state(f"vbase:{scan.source}", Part(sealed))
         src.val_base, src.val_rows = sealed, _clip(rows, spec.seal_at, None)
 
 
@@ -434,13 +444,13 @@ def _pre_state(ctx: _Ctx, src: _Source, fill: set[str], prefix: str) -> None:
     src.new_pre = pre(src.pre_cols, True, spec.since_ts - window, plan.end, f"pre__{scan.source}",
                       f"{prefix}_pre_new", temp=not rebuild)
     if rebuild:
-        ctx.swap(src.new_pre, spec.tables[key])
+        ctx.state(key, Part(src.new_pre))
         return
     if old_pre and not fill_cols:
         src.old_pre = old_pre
-        names = ", ".join(["unit_id", "first_exposure_at"] + [c.name for c in src.pre_cols])
-        ctx.publish.append(f"DELETE FROM {old_pre} WHERE first_exposure_at >= {ts(spec.since_ts)}")
-        ctx.publish.append(f"INSERT INTO {old_pre} ({names}) SELECT {names} FROM {src.new_pre}")
+        names = ("unit_id", "first_exposure_at", *(c.name for c in src.pre_cols))
+        ctx.state(key, Part(old_pre, keep=f"first_exposure_at < {ts(spec.since_ts)}", columns=names),
+                  Part(src.new_pre, columns=names))
         return
     fill_rel = (pre(fill_cols, False, plan.start - window, spec.since_ts, f"backfill_pre__{scan.source}",
                     f"{prefix}_pre_fill") if fill_cols else None)
@@ -448,4 +458,4 @@ def _pre_state(ctx: _Ctx, src: _Source, fill: set[str], prefix: str) -> None:
         scan=scan, cols=src.pre_cols, fill_cols=fill_cols, fill_names={c.name for c in fill_cols},
         old=old_pre, fill=fill_rel, new=src.new_pre, since_ts=spec.since_ts, ts=ts)
     src.pre_table = ctx.add(f"state_pre__{scan.source}", merged, f"{prefix}_pre_all")
-    ctx.swap(src.pre_table, spec.tables[key])
+    ctx.state(key, Part(src.pre_table))

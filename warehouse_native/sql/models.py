@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import sqlglot
-
 from ..plan import AnalysisPlan
+from .dialects import transpile
 
 
 def model_views(plan: AnalysisPlan, dialect: str, schema: str) -> list[tuple[str, str]]:
@@ -12,7 +11,5 @@ def model_views(plan: AnalysisPlan, dialect: str, schema: str) -> list[tuple[str
     out = []
     for name, sql in plan.models:
         text = f"CREATE OR REPLACE VIEW {schema}.{name} AS {sql}"
-        if dialect != "duckdb":
-            text = sqlglot.transpile(text, read="duckdb", write=dialect)[0]
-        out.append((name, text))
+        out.append((name, transpile(text, dialect)))
     return out

@@ -27,12 +27,13 @@ from sqlglot.errors import SqlglotError
 
 from ..errors import CompileError
 from ..plan import AnalysisPlan, MetricPlan, UnitColumn
+from ..warehouse.publish import StateWrite
+from .dialects import ARG_MIN_DIALECTS, DIALECTS, create_temp, write
 from .expressions import date, literal, qualify, ts
 from .scan_shape import ScanShape
 
 Strategy = Literal["cte", "temp", "auto"]
 STRATEGIES = ("cte", "temp", "auto")
-DIALECTS = ("duckdb", "postgres", "spark", "snowflake", "bigquery")
 
 _ENV = jinja2.Environment(
     loader=jinja2.FileSystemLoader(str(Path(__file__).parent / "templates")),
@@ -58,10 +59,12 @@ class CompiledPlan:
     strategy: str
     statements: tuple[Statement, ...]
     choices: dict[str, str] = field(default_factory=dict)   # intermediate -> 'inline' | 'temp'
-    publish: tuple[str, ...] = ()   # extra statements for the publish transaction (incremental state)
     relations: dict[str, str] = field(default_factory=dict)  # 'exposures', 'unit_metrics' -> staged relation
-    # incremental modes: the SELECT published as the unit_metrics view (no staged unit_metrics table)
+    # incremental modes: the SELECT published as the unit_metrics view (no staged unit_metrics table),
+    # what publishing writes into the state, and the state's tables by kind afterwards
     unit_view: str | None = None
+    state_writes: tuple[StateWrite, ...] = ()
+    state_tables: dict[str, str] = field(default_factory=dict)
 
 
 # -- fragments -------------------------------------------------------------------------
@@ -180,12 +183,6 @@ def _moments(index: int, m: MetricPlan) -> list[tuple[str, str]]:
 
 # -- step selects (DuckDB dialect) -----------------------------------------------------
 
-# engines with an arg_min-style aggregate pick the first exposure's dimensions in the
-# GROUP BY itself (much cheaper than a window over all exposure rows).  The others get the
-# portable ROW_NUMBER() form (their MIN_BY does not take a row value as the ordering key).
-ARG_MIN_DIALECTS = ("duckdb",)
-
-
 def _exposures_select(plan: AnalysisPlan, dialect: str = "duckdb") -> str:
     name = "population.sql.j2" if plan.exposure.population else "exposures.sql.j2"
     return _ENV.get_template(name).render(
@@ -259,11 +256,7 @@ def _parse(sql: str, step: str) -> exp.Expression:
                            "this is a wn bug or an unsupported expression in a filter") from None
 
 
-def _write(node: exp.Expression, dialect: str, step: str) -> str:
-    try:
-        return node.sql(dialect=dialect, pretty=True, unsupported_level=sqlglot.ErrorLevel.RAISE)
-    except SqlglotError as exc:
-        raise CompileError(f"step '{step}': cannot be written for {dialect}: {exc}") from None
+_write = write   # (the name the renderers use)
 
 
 def _with_ctes(query: exp.Expression, ctes: list[tuple[str, exp.Expression]]) -> exp.Expression:
@@ -347,8 +340,7 @@ def temp_name(relation: str) -> str:
 
 def _create(step: str, relation: str, select: exp.Expression, dialect: str, *, temp: bool) -> Statement:
     table = exp.to_table(relation)
-    props = exp.Properties(expressions=[exp.TemporaryProperty()]) if temp else None
-    create = exp.Create(this=table, kind="TABLE", expression=select, properties=props)
+    create = create_temp(table, select, dialect) if temp else exp.Create(this=table, kind="TABLE", expression=select)
     return Statement(step, "create_temp" if temp else "create_table", _write(create, dialect, step),
                      relation)
 

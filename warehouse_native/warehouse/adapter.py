@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import abc
 import contextlib
-from typing import Any, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping, Sequence
 
 import numpy as np
 import sqlglot
 
 from ..errors import WarehouseError
+from .publish import publish_in_transaction
 from .tables import Columns
+
+if TYPE_CHECKING:
+    from .publish import Publication
 
 
 class Adapter(abc.ABC):
@@ -52,6 +56,13 @@ class Adapter(abc.ABC):
     def insert_rows(self, relation: str, columns: Columns, rows: Sequence[Sequence[Any]]) -> None: ...
 
     placeholder = "?"
+    # True: publishing happens in one transaction that rewrites state tables in place; False:
+    # the engine has no multi-statement transactions, so runs publish by pointer (publish.py)
+    publishes_in_place = True
+
+    def publish(self, publication: "Publication", checkpoint: Callable[[str], None]) -> None:
+        """Swap a run's staged results in (see warehouse/publish.py)."""
+        publish_in_transaction(self, publication, checkpoint)
 
     # -- shared helpers ---------------------------------------------------------------
     def sql(self, duckdb_sql: str) -> str:

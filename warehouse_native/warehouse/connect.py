@@ -18,4 +18,8 @@ def connect(target: Target, *, read_only: bool = False) -> Adapter:
         from .postgres_adapter import PostgresAdapter
 
         return PostgresAdapter(schema=target.schema, **target.settings)
+    if target.type == "spark":
+        from .spark_adapter import SparkAdapter
+
+        return SparkAdapter(schema=target.schema, **target.settings)
     raise AssertionError(f"unsupported target type {target.type}")  # validated in profiles

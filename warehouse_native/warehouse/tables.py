@@ -70,6 +70,8 @@ INCREMENTAL_STATE: Columns = (
     ("experiment", "varchar"), ("state_key", "varchar"), ("processed_through", "varchar"),
     ("columns", "varchar"), ("run_id", "varchar"), ("updated_at", "timestamp"),
     ("sealed_before", "varchar"), ("kept_before", "varchar"),
+    # the state's tables by kind (JSON); engines that publish by pointer rename them each run
+    ("tables", "varchar"),
 )
 
 TABLES: dict[str, Columns] = {   # wn.exposures is a view, see exposures_view

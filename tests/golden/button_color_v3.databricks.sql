@@ -1,0 +1,327 @@
+-- step exposures (create_temp)
+CACHE TABLE __wn_stage_exposures AS
+/* plan: exposures of experiment 'button_color_v3' (unit user_id) from source 'exposures' */
+/* one row per unit: variant ('__multiple__' when seen in two), first exposure, dimensions at first exposure */
+/* (the experiment and unit type are added by unit_metrics; rows tied at the first timestamp: any one of them) */
+WITH assignments AS (
+  SELECT
+    CAST(src.user_id AS STRING) AS unit_id,
+    COALESCE(CAST(src.group_name AS STRING), '(null)') AS variant,
+    src.ts AS exposed_at,
+    src.country AS country
+  FROM raw.exposures AS src
+  WHERE
+    src.experiment = 'button_color_v3'
+    AND src.ts >= CAST('2026-10-15 00:00:00' AS TIMESTAMP_NTZ)
+    AND src.ts < CAST('2026-10-30 00:00:00' AS TIMESTAMP_NTZ)
+    AND NOT src.user_id IS NULL
+), ranked AS (
+  SELECT
+    assignments.*,
+    ROW_NUMBER() OVER (PARTITION BY unit_id ORDER BY exposed_at NULLS LAST, variant NULLS LAST) AS exposure_rank
+  FROM assignments
+)
+SELECT
+  unit_id,
+  CASE WHEN MIN(variant) = MAX(variant) THEN MIN(variant) ELSE '__multiple__' END AS variant,
+  MIN(exposed_at) AS first_exposure_at,
+  COUNT(*) AS exposure_count,
+  MAX(CASE WHEN exposure_rank = 1 THEN CAST(country AS STRING) END) AS country
+FROM ranked
+GROUP BY
+  unit_id;
+
+-- step unit_metrics (create_table)
+CREATE TABLE wn.__wn_stage_unit_metrics AS
+WITH __wn_scan__events AS (
+  /* plan: one scan of source 'events' joined once to the exposures; 24 unit columns */
+  /* windows: post = [first exposure + start_day, min(analysis end, first exposure + end_day)); pre = [first exposure - 14 days, first exposure) */
+  SELECT
+    e.unit_id,
+    MAX(1) FILTER(WHERE
+      (
+        s.event_name = 'visited_signup'
+      ) AND s.ts >= e.first_exposure_at) AS visited_signup, /* metric visited_signup: flag, post window */
+    MAX(1) FILTER(WHERE
+      (
+        s.event_name = 'visited_signup'
+      ) AND s.ts < e.first_exposure_at) AS visited_signup__pre, /* metric visited_signup: flag, pre window */
+    COUNT(DISTINCT CAST(s.ts AS DATE)) FILTER(WHERE
+      (
+        s.event_name = 'session_start'
+      ) AND s.ts >= e.first_exposure_at) AS dau, /* metric dau: distinct_days, post window */
+    COUNT(DISTINCT CAST(s.ts AS DATE)) FILTER(WHERE
+      (
+        s.event_name = 'session_start'
+      ) AND s.ts < e.first_exposure_at) AS dau__pre, /* metric dau: distinct_days, pre window */
+    COUNT(*) FILTER(WHERE
+      (
+        s.event_name = 'signup_success'
+      ) AND s.ts >= e.first_exposure_at) AS signups, /* metric signups: count, post window */
+    COUNT(*) FILTER(WHERE
+      (
+        s.event_name = 'signup_success'
+      ) AND s.ts < e.first_exposure_at) AS signups__pre, /* metric signups: count, pre window */
+    COUNT(*) FILTER(WHERE
+      (
+        s.event_name = 'page_view'
+      ) AND s.ts >= e.first_exposure_at) AS pages_per_session__num, /* metric page_views: count, post window */
+    COUNT(*) FILTER(WHERE
+      (
+        s.event_name = 'page_view'
+      ) AND s.ts < e.first_exposure_at) AS pages_per_session__num__pre, /* metric page_views: count, pre window */
+    COUNT(*) FILTER(WHERE
+      (
+        s.event_name = 'session_start'
+      ) AND s.ts >= e.first_exposure_at) AS pages_per_session__den, /* metric sessions: count, post window */
+    COUNT(*) FILTER(WHERE
+      (
+        s.event_name = 'session_start'
+      ) AND s.ts < e.first_exposure_at) AS pages_per_session__den__pre, /* metric sessions: count, pre window */
+    SUM(s.value) FILTER(WHERE
+      (
+        s.event_name = 'purchase'
+      ) AND s.ts >= e.first_exposure_at) AS avg_order_value, /* metric avg_order_value: sum, post window */
+    COUNT(*) FILTER(WHERE
+      (
+        s.event_name = 'purchase'
+      ) AND s.ts >= e.first_exposure_at) AS avg_order_value__den, /* metric avg_order_value: count, post window */
+    SUM(s.value) FILTER(WHERE
+      (
+        s.event_name = 'purchase'
+      ) AND s.ts < e.first_exposure_at) AS avg_order_value__pre, /* metric avg_order_value: sum, pre window */
+    COUNT(*) FILTER(WHERE
+      (
+        s.event_name = 'purchase'
+      ) AND s.ts < e.first_exposure_at) AS avg_order_value__pre_den, /* metric avg_order_value: count, pre window */
+    COUNT(DISTINCT CAST(s.ts AS DATE)) FILTER(WHERE
+      (
+        s.event_name = 'session_start'
+      ) AND s.ts >= e.first_exposure_at) AS active_days, /* metric active_days: distinct_days, post window */
+    COUNT(DISTINCT CAST(s.ts AS DATE)) FILTER(WHERE
+      (
+        s.event_name = 'session_start'
+      ) AND s.ts < e.first_exposure_at) AS active_days__pre, /* metric active_days: distinct_days, pre window */
+    COUNT(DISTINCT s.event_name) FILTER(WHERE
+      s.ts >= e.first_exposure_at) AS event_types_used, /* metric event_types_used: count_distinct, post window */
+    COUNT(DISTINCT s.event_name) FILTER(WHERE
+      s.ts < e.first_exposure_at) AS event_types_used__pre, /* metric event_types_used: count_distinct, pre window */
+    SUM(s.value) FILTER(WHERE
+      (
+        s.event_name = 'purchase'
+      ) AND s.ts >= e.first_exposure_at) AS revenue, /* metric revenue: sum, post window */
+    SUM(s.value) FILTER(WHERE
+      (
+        s.event_name = 'purchase'
+      ) AND s.ts < e.first_exposure_at) AS revenue__pre, /* metric revenue: sum, pre window */
+    COUNT(*) FILTER(WHERE
+      (
+        s.event_name = 'api_success'
+      ) AND s.ts >= e.first_exposure_at) AS api_success_rate__num, /* metric api_successes: count, post window */
+    COUNT(*) FILTER(WHERE
+      (
+        s.event_name = 'api_success'
+      ) AND s.ts < e.first_exposure_at) AS api_success_rate__num__pre, /* metric api_successes: count, pre window */
+    COUNT(*) FILTER(WHERE
+      (
+        s.event_name = 'api_request'
+      ) AND s.ts >= e.first_exposure_at) AS api_success_rate__den, /* metric api_requests: count, post window */
+    COUNT(*) FILTER(WHERE
+      (
+        s.event_name = 'api_request'
+      ) AND s.ts < e.first_exposure_at) AS api_success_rate__den__pre /* metric api_requests: count, pre window */
+  FROM __wn_stage_exposures AS e
+  JOIN (
+    SELECT
+      *
+    FROM wn.stg_events
+  ) AS s
+    ON CAST(s.user_id AS STRING) = e.unit_id
+  WHERE
+    s.ts >= CAST('2026-10-01 00:00:00' AS TIMESTAMP_NTZ)
+    AND s.ts < CAST('2026-10-30 00:00:00' AS TIMESTAMP_NTZ)
+    AND s.ts >= e.first_exposure_at - INTERVAL '14' DAY
+  GROUP BY
+    e.unit_id
+)
+/* plan: unit metrics of experiment 'button_color_v3': every exposed unit, one column per unit measure */
+/* units without source rows get 0; daily_participation divides active days by days in the window */
+SELECT
+  'button_color_v3' AS experiment,
+  'user_id' AS unit_type,
+  e.unit_id,
+  e.variant,
+  e.first_exposure_at,
+  e.exposure_count,
+  e.country,
+  GREATEST(DATEDIFF(DAY, CAST(e.first_exposure_at AS DATE), CAST('2026-10-30' AS DATE)), 1) AS post_days,
+  CAST(COALESCE(s0.visited_signup, 0) AS DOUBLE) AS visited_signup,
+  CAST(COALESCE(s0.visited_signup__pre, 0) AS DOUBLE) AS visited_signup__pre,
+  CAST(COALESCE(s0.dau, 0) AS DOUBLE) / GREATEST(DATEDIFF(DAY, CAST(e.first_exposure_at AS DATE), CAST('2026-10-30' AS DATE)), 1) AS dau,
+  CAST(COALESCE(s0.dau__pre, 0) AS DOUBLE) / GREATEST(
+    DATEDIFF(
+      DAY,
+      CAST(e.first_exposure_at - INTERVAL '14' DAY AS DATE),
+      CAST(e.first_exposure_at AS DATE)
+    ) + CASE
+      WHEN CAST(CAST(e.first_exposure_at AS DATE) AS TIMESTAMP_NTZ) = e.first_exposure_at
+      THEN 0
+      ELSE 1
+    END,
+    1
+  ) AS dau__pre,
+  CAST(COALESCE(s0.signups, 0) AS DOUBLE) AS signups,
+  CAST(COALESCE(s0.signups__pre, 0) AS DOUBLE) AS signups__pre,
+  CAST(COALESCE(s0.pages_per_session__num, 0) AS DOUBLE) AS pages_per_session__num,
+  CAST(COALESCE(s0.pages_per_session__num__pre, 0) AS DOUBLE) AS pages_per_session__num__pre,
+  CAST(COALESCE(s0.pages_per_session__den, 0) AS DOUBLE) AS pages_per_session__den,
+  CAST(COALESCE(s0.pages_per_session__den__pre, 0) AS DOUBLE) AS pages_per_session__den__pre,
+  CAST(COALESCE(s0.avg_order_value, 0) AS DOUBLE) AS avg_order_value,
+  CAST(COALESCE(s0.avg_order_value__den, 0) AS DOUBLE) AS avg_order_value__den,
+  CAST(COALESCE(s0.avg_order_value__pre, 0) AS DOUBLE) AS avg_order_value__pre,
+  CAST(COALESCE(s0.avg_order_value__pre_den, 0) AS DOUBLE) AS avg_order_value__pre_den,
+  CAST(COALESCE(s0.active_days, 0) AS DOUBLE) AS active_days,
+  CAST(COALESCE(s0.active_days__pre, 0) AS DOUBLE) AS active_days__pre,
+  CAST(COALESCE(s0.event_types_used, 0) AS DOUBLE) AS event_types_used,
+  CAST(COALESCE(s0.event_types_used__pre, 0) AS DOUBLE) AS event_types_used__pre,
+  CAST(COALESCE(s0.revenue, 0) AS DOUBLE) AS revenue,
+  CAST(COALESCE(s0.revenue__pre, 0) AS DOUBLE) AS revenue__pre,
+  CAST(COALESCE(s0.api_success_rate__num, 0) AS DOUBLE) AS api_success_rate__num,
+  CAST(COALESCE(s0.api_success_rate__num__pre, 0) AS DOUBLE) AS api_success_rate__num__pre,
+  CAST(COALESCE(s0.api_success_rate__den, 0) AS DOUBLE) AS api_success_rate__den,
+  CAST(COALESCE(s0.api_success_rate__den__pre, 0) AS DOUBLE) AS api_success_rate__den__pre
+FROM __wn_stage_exposures AS e
+LEFT JOIN __wn_scan__events AS s0
+  ON s0.unit_id = e.unit_id;
+
+-- step aggregates (query)
+/* plan: sufficient statistics per variant and per slice of country (9 metrics) */
+/* only units in a configured variant are analysed; '__multiple__' and unknown variants are excluded */
+WITH analysed AS (
+  SELECT
+    *
+  FROM wn.__wn_stage_unit_metrics
+  WHERE
+    variant IN ('blue', 'red', 'green', 'orange')
+), caps AS (
+  /* winsorization caps on pooled unit values */
+  SELECT
+    PERCENTILE(revenue, 0.999) AS cap7_y_hi,
+    PERCENTILE(revenue__pre, 0.999) AS cap7_x_hi
+  FROM analysed
+), measured AS (
+  SELECT
+    analysed.variant,
+    analysed.country,
+    analysed.visited_signup AS m0_y,
+    analysed.visited_signup__pre AS m0_x,
+    analysed.dau AS m1_y,
+    analysed.dau__pre AS m1_x,
+    analysed.signups AS m2_y,
+    analysed.signups__pre AS m2_x,
+    analysed.pages_per_session__num AS m3_y,
+    analysed.pages_per_session__den AS m3_d,
+    analysed.pages_per_session__num__pre AS m3_x,
+    analysed.pages_per_session__den__pre AS m3_xm,
+    analysed.avg_order_value AS m4_y,
+    analysed.avg_order_value__den AS m4_d,
+    analysed.avg_order_value__pre AS m4_x,
+    analysed.avg_order_value__pre_den AS m4_xm,
+    analysed.active_days AS m5_y,
+    analysed.active_days__pre AS m5_x,
+    analysed.event_types_used AS m6_y,
+    analysed.event_types_used__pre AS m6_x,
+    LEAST(analysed.revenue, caps.cap7_y_hi) AS m7_y,
+    LEAST(analysed.revenue__pre, caps.cap7_x_hi) AS m7_x,
+    analysed.api_success_rate__num AS m8_y,
+    analysed.api_success_rate__den AS m8_d,
+    analysed.api_success_rate__num__pre AS m8_x,
+    analysed.api_success_rate__den__pre AS m8_xm
+  FROM analysed
+  CROSS JOIN caps
+)
+SELECT
+  variant,
+  CASE WHEN GROUPING(country) = 0 THEN 'country' END AS dimension,
+  CASE WHEN GROUPING(country) = 0 THEN COALESCE(country, '(null)') END AS dimension_value,
+  COUNT(*) AS n, /* metric visited_signup (conversion, primary) */
+  SUM(m0_y) AS visited_signup__sum,
+  SUM(m0_y * m0_y) AS visited_signup__sum_sq,
+  SUM(m0_x) AS visited_signup__pre_sum,
+  SUM(m0_x * m0_x) AS visited_signup__pre_sum_sq,
+  SUM(m0_y * m0_x) AS visited_signup__sum_cross, /* metric dau (daily_participation, primary) */
+  SUM(m1_y) AS dau__sum,
+  SUM(m1_y * m1_y) AS dau__sum_sq,
+  SUM(m1_x) AS dau__pre_sum,
+  SUM(m1_x * m1_x) AS dau__pre_sum_sq,
+  SUM(m1_y * m1_x) AS dau__sum_cross, /* metric signups (count, secondary) */
+  SUM(m2_y) AS signups__sum,
+  SUM(m2_y * m2_y) AS signups__sum_sq,
+  SUM(m2_x) AS signups__pre_sum,
+  SUM(m2_x * m2_x) AS signups__pre_sum_sq,
+  SUM(m2_y * m2_x) AS signups__sum_cross, /* metric pages_per_session (ratio, secondary) */
+  SUM(m3_y) AS pages_per_session__sum,
+  SUM(m3_y * m3_y) AS pages_per_session__sum_sq,
+  SUM(m3_d) AS pages_per_session__den_sum,
+  SUM(m3_d * m3_d) AS pages_per_session__den_sum_sq,
+  SUM(m3_y * m3_d) AS pages_per_session__num_den_sum,
+  SUM(m3_x) AS pages_per_session__pre_sum,
+  SUM(m3_x * m3_x) AS pages_per_session__pre_sum_sq,
+  SUM(m3_y * m3_x) AS pages_per_session__sum_cross,
+  SUM(m3_xm) AS pages_per_session__pre_den_sum,
+  SUM(m3_xm * m3_xm) AS pages_per_session__pre_den_sum_sq,
+  SUM(m3_x * m3_xm) AS pages_per_session__pre_num_den_sum,
+  SUM(m3_y * m3_xm) AS pages_per_session__num_pre_den_sum,
+  SUM(m3_d * m3_x) AS pages_per_session__den_pre_sum,
+  SUM(m3_d * m3_xm) AS pages_per_session__den_pre_den_sum, /* metric avg_order_value (mean, secondary) */
+  SUM(m4_y) AS avg_order_value__sum,
+  SUM(m4_y * m4_y) AS avg_order_value__sum_sq,
+  SUM(m4_d) AS avg_order_value__den_sum,
+  SUM(m4_d * m4_d) AS avg_order_value__den_sum_sq,
+  SUM(m4_y * m4_d) AS avg_order_value__num_den_sum,
+  SUM(m4_x) AS avg_order_value__pre_sum,
+  SUM(m4_x * m4_x) AS avg_order_value__pre_sum_sq,
+  SUM(m4_y * m4_x) AS avg_order_value__sum_cross,
+  SUM(m4_xm) AS avg_order_value__pre_den_sum,
+  SUM(m4_xm * m4_xm) AS avg_order_value__pre_den_sum_sq,
+  SUM(m4_x * m4_xm) AS avg_order_value__pre_num_den_sum,
+  SUM(m4_y * m4_xm) AS avg_order_value__num_pre_den_sum,
+  SUM(m4_d * m4_x) AS avg_order_value__den_pre_sum,
+  SUM(m4_d * m4_xm) AS avg_order_value__den_pre_den_sum, /* metric active_days (active_days, secondary) */
+  SUM(m5_y) AS active_days__sum,
+  SUM(m5_y * m5_y) AS active_days__sum_sq,
+  SUM(m5_x) AS active_days__pre_sum,
+  SUM(m5_x * m5_x) AS active_days__pre_sum_sq,
+  SUM(m5_y * m5_x) AS active_days__sum_cross, /* metric event_types_used (count_distinct, secondary) */
+  SUM(m6_y) AS event_types_used__sum,
+  SUM(m6_y * m6_y) AS event_types_used__sum_sq,
+  SUM(m6_x) AS event_types_used__pre_sum,
+  SUM(m6_x * m6_x) AS event_types_used__pre_sum_sq,
+  SUM(m6_y * m6_x) AS event_types_used__sum_cross, /* metric revenue (sum, guardrail) */
+  SUM(m7_y) AS revenue__sum,
+  SUM(m7_y * m7_y) AS revenue__sum_sq,
+  SUM(m7_x) AS revenue__pre_sum,
+  SUM(m7_x * m7_x) AS revenue__pre_sum_sq,
+  SUM(m7_y * m7_x) AS revenue__sum_cross, /* metric api_success_rate (ratio, guardrail) */
+  SUM(m8_y) AS api_success_rate__sum,
+  SUM(m8_y * m8_y) AS api_success_rate__sum_sq,
+  SUM(m8_d) AS api_success_rate__den_sum,
+  SUM(m8_d * m8_d) AS api_success_rate__den_sum_sq,
+  SUM(m8_y * m8_d) AS api_success_rate__num_den_sum,
+  SUM(m8_x) AS api_success_rate__pre_sum,
+  SUM(m8_x * m8_x) AS api_success_rate__pre_sum_sq,
+  SUM(m8_y * m8_x) AS api_success_rate__sum_cross,
+  SUM(m8_xm) AS api_success_rate__pre_den_sum,
+  SUM(m8_xm * m8_xm) AS api_success_rate__pre_den_sum_sq,
+  SUM(m8_x * m8_xm) AS api_success_rate__pre_num_den_sum,
+  SUM(m8_y * m8_xm) AS api_success_rate__num_pre_den_sum,
+  SUM(m8_d * m8_x) AS api_success_rate__den_pre_sum,
+  SUM(m8_d * m8_xm) AS api_success_rate__den_pre_den_sum
+FROM measured
+GROUP BY
+  GROUPING SETS (
+    (
+      variant
+    ),
+    (variant, country)
+  );
