@@ -328,6 +328,9 @@ def render(results_dir: Path) -> str:
              "every cell of the run. Each row names the wn commit it measured; the `s3_` runs measured the current code, the others are kept for the record (the analysis below says what each changed).\n"]
     if pg_runs:
         parts.append(render_postgres(pg_runs))
+    report_load = HERE / "report_load.md"   # written by benchmarks/report_load.py
+    if report_load.exists():
+        parts.append(report_load.read_text())
     notes = HERE / "notes.md"   # the analysis, newest session first
     if notes.exists():
         parts.append(notes.read_text())

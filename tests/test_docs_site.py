@@ -82,7 +82,8 @@ def test_catalog_lists_everything_guardrails_first(page, site, tmp_path):
         if m.filter:
             assert m.filter.split("=")[1].strip() in e["sql"], e["sql"]
     assert "one-metric preview" in next(e["sql"] for e in metrics if e["name"] == "refunds")
-    shot = page.screenshot(tmp_path / "catalog.png", max_height=2400)
+    page.evaluate("document.querySelector('#metric-revenue details').open = true")   # show some SQL
+    shot = page.screenshot(tmp_path / "catalog.png", max_height=1500)
     assert shot.stat().st_size > 20_000
     keep_screenshot(shot, "catalog.png")
 

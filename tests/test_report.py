@@ -102,7 +102,7 @@ def test_report_loads_offline_with_every_chart(browser, page, project, tmp_path)
         project, "select distinct dimension, dimension_value from wn.scorecard_latest where experiment = ? "
                  "and dimension is not null", [EXP])}
     assert {c["slice"] for c in charts if "slice-chart" in c["cls"]} == {f"{d}={v}" for d, v in slices}
-    shot = page.screenshot(tmp_path / "report.png")
+    shot = page.screenshot(tmp_path / "report.png", max_height=2000)   # the top: header to primaries
     assert shot.stat().st_size > 20_000
     keep_screenshot(shot, "report.png")
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import json
 from pathlib import Path
 from typing import Any
 
@@ -19,11 +18,6 @@ def _exact(x: Any) -> str:
     return repr(float(x)) if isinstance(x, (int, float)) and not isinstance(x, bool) else str(x)
 
 
-def _json(value: Any) -> str:
-    """JSON safe inside a <script> element."""
-    return json.dumps(value, default=str, separators=(",", ":")).replace("</", "<\\/")
-
-
 @functools.lru_cache(maxsize=1)
 def environment():
     import jinja2
@@ -32,8 +26,7 @@ def environment():
                              autoescape=jinja2.select_autoescape(["html", "j2"]),
                              trim_blocks=True, lstrip_blocks=True, undefined=jinja2.StrictUndefined)
     env.filters.update(pct=formats.pct, num=formats.num, pvalue=formats.pvalue, count=formats.count,
-                       exact=_exact, tojs=_json)
-    env.globals["missing"] = formats.missing
+                       exact=_exact)
     return env
 
 

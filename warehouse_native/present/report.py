@@ -202,7 +202,7 @@ def _role_order(exp: Experiment | None, rows: Sequence[Row]) -> list[str]:
     return sorted(names, key=lambda m: (order.get(names[m] or "", 9), pos.get(m, len(pos)), m))
 
 
-def _info(name: str, exp: Experiment | None, run: Row, as_of: dt.date) -> dict[str, Any]:
+def _info(name: str, exp: Experiment | None, as_of: dt.date) -> dict[str, Any]:
     if exp is None:
         return {"name": name, "hypothesis": None, "description": None, "owner": None, "unit": None,
                 "start": None, "end": None, "status": "unknown (not in this project's experiments/)",
@@ -304,7 +304,7 @@ def build_report(published: Published, exp: Experiment | None, *, as_of: dt.date
 
     run = _clean(published.run)
     return ReportPage(
-        experiment=published.experiment, info=_info(published.experiment, exp, run, as_of), variants=variants,
+        experiment=published.experiment, info=_info(published.experiment, exp, as_of), variants=variants,
         run={k: (v.isoformat(sep=" ", timespec="seconds") if isinstance(v, dt.datetime) else v)
              for k, v in run.items() if k != "steps"},
         summary=build_summary(published.decision, overall, health), health=overall_health, groups=groups,
