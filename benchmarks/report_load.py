@@ -157,12 +157,14 @@ def time_loads(page: Path, rounds: int) -> dict:
             tab.close()
             if i:
                 loads.append(timing["load"])
-                paints.append(timing["fcp"])
                 walls.append(wall * 1000)
+                if timing["fcp"] is not None:   # a tab may load before it first paints
+                    paints.append(timing["fcp"])
             charts = timing["charts"]
     return {"chromium": version, "rounds": rounds, "charts": charts,
             "load_ms": loads, "fcp_ms": paints, "wall_ms": walls,
-            "median_load_ms": statistics.median(loads), "median_fcp_ms": statistics.median(paints),
+            "median_load_ms": statistics.median(loads),
+            "median_fcp_ms": statistics.median(paints) if paints else float("nan"),
             "median_wall_ms": statistics.median(walls), "max_load_ms": max(loads)}
 
 
@@ -202,7 +204,7 @@ def update_results_md(section: str) -> None:
     if SECTION in text:
         start = text.index(SECTION)
         end = text.find("\n## ", start + len(SECTION))
-        text = text[:start] + section + (text[end + 1:] if end >= 0 else "")
+        text = text[:start] + section + (text[end:] if end >= 0 else "")
     else:
         anchor = text.find("## Analysis")
         text = text[:anchor] + section + "\n" + text[anchor:] if anchor >= 0 else text + "\n" + section
