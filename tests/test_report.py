@@ -15,6 +15,7 @@ from chromium import browser_fixture, page_summary_js
 from conftest import AS_OF, copy_project
 from pagekit import cli, drop_time_series, ensure_time_series, fetch, keep_screenshot, published_project
 from warehouse_native.present.report import build_summary, verdict
+from test_postgres import pg_database, pg_server  # noqa: F401 - fixtures for the PostgreSQL test
 
 browser = browser_fixture()
 EXP = "button_color_v3"
@@ -247,3 +248,44 @@ def test_summary_shows_a_decision_once_one_is_recorded():
 ])
 def test_verdict_colours_by_direction(row, expected):
     assert verdict(row) == expected
+
+
+@pytest.mark.postgres
+def test_report_reads_postgres_through_the_adapter(pg_database, tmp_path):
+    """The same reads on PostgreSQL (placeholders, casts, views): the page model holds the
+    published numbers and the exposures per day add up to the analysed units."""
+    import dataclasses
+
+    from test_postgres import HOST, PORT, USER
+    from warehouse_native.demo import DemoConfig, generate_demo
+    from warehouse_native.present.published import read_published
+    from warehouse_native.present.report import build_report, write_report
+    from warehouse_native.project import load_project, load_target
+    from warehouse_native.runner import run_experiment
+    from warehouse_native.warehouse import connect
+
+    root = copy_project(tmp_path / "p", tmp_path / "w" / "demo.duckdb")
+    project = load_project(root)
+    pg = load_target(root, target="pg")
+    pg = dataclasses.replace(pg, settings={**pg.settings, "host": HOST, "port": PORT, "user": USER, "password": "",
+                                           "dbname": pg_database})
+    with connect(pg) as adapter:
+        for relation, columns in generate_demo(DemoConfig(users=2000)).items():
+            adapter.load_columns(relation, columns)
+        assert run_experiment(project, pg, adapter, EXP, as_of=AS_OF).status == "success"
+        published = read_published(adapter, pg.schema, EXP, where=pg.describe())
+        expected = adapter.fetch("select * from wn.scorecard_latest where experiment = %s", [EXP])
+    page = build_report(published, project.experiments[EXP], as_of=AS_OF)
+    shown = {(r.metric, r.variant, r.dimension, r.dimension_value): r.values for _, _, blocks in page.groups
+             for b in blocks for r in b.rows}
+    shown |= {(r.metric, r.variant, r.dimension, r.dimension_value): r.values for s in page.slices for r in s.rows}
+    assert len(shown) == len(expected)
+    for row in expected:
+        values = shown[(row["metric"], row["variant"], row["dimension"], row["dimension_value"])]
+        assert values["rel_delta"] == row["rel_delta"] and values["p_value"] == row["p_value"]
+    per_variant: dict[str, int] = {}
+    for r in published.exposures_per_day:
+        per_variant[r["variant"]] = per_variant.get(r["variant"], 0) + int(r["units"])
+    assert {v["name"]: per_variant[v["name"]] for v in page.variants} == {v["name"]: v["units"] for v in page.variants}
+    assert page.series == [] and "No time series" in page.series_note
+    assert write_report(page, tmp_path / "out").stat().st_size < MAX_BYTES
