@@ -49,7 +49,7 @@ def main(argv: list[str] | None = None) -> None:
         err_console.print("[red]interrupted[/red]")
         sys.exit(130)
     except Exception as exc:  # noqa: BLE001 - last line of defence: never a bare traceback
-        if type(exc).__module__.split(".")[0] in ("duckdb", "_duckdb", "psycopg"):
+        if type(exc).__module__.split(".")[0] in ("duckdb", "_duckdb", "psycopg", "pyspark", "py4j", "grpc"):
             err = as_warehouse_error(exc)
             err_console.print(f"[bold red]error:[/bold red] {escape(err.render())}")
             sys.exit(err.exit_code)

@@ -16,13 +16,15 @@ Spark has no multi-statement transactions, so runs publish by pointer
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import sys
 import warnings
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Iterator, Mapping, Sequence
 
 import numpy as np
 
@@ -54,6 +56,21 @@ def _quiet() -> None:
     for name in ("SQLQueryContextLogger", "py4j", "py4j.clientserver", "pyspark"):
         logging.getLogger(name).setLevel(logging.CRITICAL)
     warnings.filterwarnings("ignore", message=".*PySpark does not yet fully support.*")
+
+
+@contextlib.contextmanager
+def _jvm_output_to(path: Path) -> Iterator[None]:
+    """Send what the Spark JVM prints (it inherits this process's stderr when it starts) to a
+    log file instead of the user's terminal."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(path, "ab") as log:
+            os.dup2(log.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 def session_from_settings(settings: Mapping[str, Any]):
@@ -99,12 +116,15 @@ def session_from_settings(settings: Mapping[str, Any]):
     builder = builder.config("spark.driver.extraJavaOptions", " ".join(java_options))
     for key, value in conf.items():
         builder = builder.config(key, value)
+    log = Path(warehouse or tempfile.gettempdir()) / "spark-driver.log"
     try:
-        spark = builder.getOrCreate()
+        with _jvm_output_to(log):
+            spark = builder.getOrCreate()
     except Exception as exc:   # the JVM did not start
         raise WarehouseError(f"cannot start Spark ({settings.get('master', 'local[*]')}): "
                              f"{str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__}",
-                             hint="check Java 17+, the master URL and conf in profiles.yml") from None
+                             hint=f"check Java 17+, the master URL and conf in profiles.yml; the JVM's "
+                                  f"output is in {log}") from None
     spark.sparkContext.setLogLevel(str(settings.get("log_level", "ERROR")))
     return spark
 
