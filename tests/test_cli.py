@@ -69,15 +69,24 @@ def test_missing_raw_tables_explain_the_fix(tmp_path: Path):
     assert "wn seed" in text and "Traceback" not in text
 
 
-@pytest.mark.parametrize("old, new, message", [
-    ("threads: 2", "threads: two", "threads must be a positive whole number"),
-    ("memory_limit: 4GB", "memory_limit: lots", "memory_limit 'lots' is not a size"),
+@pytest.mark.parametrize("old, new, message, target", [
+    ("threads: 2", "threads: two", "threads must be a positive whole number", "dev"),
+    ("memory_limit: 4GB", "memory_limit: lots", "memory_limit 'lots' is not a size", "dev"),
+    ("method: session ", "method: sesion ", "unknown spark method 'sesion'", "spark"),
+    ("warehouse_dir: warehouse/spark", "warehous_dir: warehouse/spark",
+     "'warehous_dir' is not a setting of a spark target", "spark"),
+    ("warehouse_dir: warehouse/spark", "warehouse_dir: warehouse/spark\n      metastore: glue",
+     "metastore must be derby or none", "spark"),
+    ("url: \"{{ env_var('WN_SPARK_URL', 'sc://localhost:15002') }}\"", "url: localhost:15002",
+     "method: connect needs url: sc://host:port", "spark_connect"),
+    ("conf: {spark.sql.shuffle.partitions: 4}", "conf: 4", "conf must map Spark settings to values", "spark"),
 ])
-def test_profile_typos_are_located(tmp_path: Path, old, new, message):
+def test_profile_typos_are_located(tmp_path: Path, old, new, message, target):
     root = copy_project(tmp_path / "p")
     profiles = root / "profiles.yml"
+    assert old in profiles.read_text()
     profiles.write_text(profiles.read_text().replace(old, new))
-    out = wn("run", "--experiment", "button_color_v3", cwd=root)
+    out = wn("run", "--experiment", "button_color_v3", "--target", target, cwd=root)
     text = " ".join((out.stdout + out.stderr).split())
     assert out.returncode == 2 and message in text and "profiles.yml:" in text
     assert "internal error" not in text

@@ -164,6 +164,10 @@ def _check_spark(settings: dict[str, Any], line: Any, file: str, prefix: str) ->
                                    f"{prefix}.url", hint="e.g. url: sc://localhost:15002, or for Databricks "
                                    "sc://<workspace-host>:443/;x-databricks-cluster-id=<id> with "
                                    "token: \"{{ env_var('DATABRICKS_TOKEN') }}\""))
+    if settings.get("metastore", "derby") not in ("derby", "none"):
+        raise ProjectError(Problem("metastore must be derby or none", file, line("metastore"), f"{prefix}.metastore",
+                                   hint="derby: an embedded metastore in warehouse_dir (local runs); none: the "
+                                        "session's own catalog settings (conf) decide"))
     if "conf" in settings and not isinstance(settings["conf"], dict):
         raise ProjectError(Problem("conf must map Spark settings to values", file, line("conf"), f"{prefix}.conf",
                                    hint="e.g. conf: {spark.sql.shuffle.partitions: 8}"))
