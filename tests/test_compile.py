@@ -111,5 +111,7 @@ def test_incremental_statements_parse_back_in_every_dialect(plan, dialect, case)
     # the published view reads the state only, never this run's staged relations
     view = compiled.unit_view
     assert len(sqlglot.parse(view, read=dialect)) == 1
+    # so does the query of the results as of each day
+    assert len(sqlglot.parse(compiled.daily, read=dialect)) == 1 and "__wn_x" not in compiled.daily
     assert "__wn_x" not in view
     assert "state__button_color_v3__base__events" in view and "state__button_color_v3__exposure_base" in view

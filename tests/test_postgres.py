@@ -307,7 +307,13 @@ def test_incremental_runs_on_postgres_match_a_full_scan(env: SimpleNamespace) ->
         assert result.note.startswith("reprocessing from 2026-10-26"), result.note
         card = _by_key(adapter.fetch("select * from wn.scorecard where run_id = %s", [result.run_id]), KEY)
         assert adapter.fetch("select mode from wn.runs where run_id = %s", [result.run_id]) == [{"mode": "incremental"}]
+        daily = "select * from wn.scorecard_daily_latest"
+        pg_daily = _by_key(adapter.fetch(daily), ("day", "metric", "variant"))
     _assert_same_rows(env.duck_scorecard, card, "scorecard (incremental on postgres)")
+    # the results as of each day equal DuckDB's, computed from its own state
+    with connect(env.duck) as duck:
+        run_experiment(env.project, env.duck, duck, EXPERIMENT, as_of=AS_OF, mode="full-refresh")
+        _assert_same_rows(_by_key(duck.fetch(daily), ("day", "metric", "variant")), pg_daily, "scorecard_daily")
 
 
 def test_exposures_view_on_postgres_spans_experiments_and_migrates(env: SimpleNamespace) -> None:

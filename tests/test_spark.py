@@ -132,8 +132,14 @@ def _incremental_case(env: SimpleNamespace, experiment: str, data: dict, split, 
     _load(env.duck, data)
     _, reference = _run(env, env.duck, experiment, final_as_of, mode="stateless")
     assert assert_same_rows(reference, card, "spark incremental vs duckdb stateless") > 1000
+    _run(env, env.duck, experiment, final_as_of, mode="full-refresh")
     with connect(env.spark) as spark, connect(env.duck) as duck:
         schema = env.spark.schema
+        # the results as of each day, too
+        daily = f"select * from {schema}.scorecard_daily_latest where experiment = '{experiment}'"
+        key = ("day", "metric", "variant")
+        assert assert_same_rows(by_key(duck.fetch(daily), key), by_key(spark.fetch(daily), key),
+                                "scorecard_daily") > 1000
         units = by_key(spark.fetch(f"select * from {schema}.unit_metrics__{experiment}"), ("unit_id",))
         expected = by_key(duck.fetch(f"select * from {schema}.unit_metrics__{experiment}"), ("unit_id",))
         assert assert_same_rows(expected, units, "unit metrics, unit by unit", ignore=set()) > 10_000

@@ -9,21 +9,22 @@ scorecard readable and unchanged.  Each step's time and row count go to ``wn.run
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as dt
 import json
 import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from . import __version__
 from .artifacts import write_compiled, write_json
 from .errors import WarehouseError, WnError
 from .plan import AnalysisPlan, build_plan
 from .project import Project, Target
-from .results import RunOutputs, build_outputs
 from .sql import CompiledPlan, Statement, compile_plan
+from .sql.daily import AS_OF, series_days
 from .sql.incremental import compile_incremental
 from .sql.models import model_views
 from .sql.render import header
@@ -31,6 +32,9 @@ from . import incremental
 from .warehouse import Adapter, as_warehouse_error, unit_metrics_table
 from .warehouse.publish import Publication
 from .warehouse.tables import TABLES, scorecard_latest_view
+
+if TYPE_CHECKING:  # the statistics (scipy) are imported when a run computes them, not by `wn compile`
+    from .results import RunOutputs
 
 Progress = Callable[[str], None]
 
@@ -154,6 +158,8 @@ def run_experiment(project: Project, target: Target, adapter: Adapter, experimen
         counts = adapter.fetch(
             f"select variant, count(*) as units from {compiled.relations['exposures']} group by variant order by variant")
         say("computing statistics")
+        from .results import build_outputs
+
         t0 = time.perf_counter()
         outputs = build_outputs(plan, aggregates, {r["variant"]: int(r["units"]) for r in counts},
                                 run_id=run_id, computed_at=started)
@@ -193,7 +199,9 @@ def _prepare(adapter: Adapter, schema: str) -> None:
     adapter.ensure_schema(schema)
     for table, columns in TABLES.items():
         adapter.ensure_table(schema, table, columns)
-    adapter.execute(adapter.sql(f"CREATE OR REPLACE VIEW {schema}.scorecard_latest AS {scorecard_latest_view(schema)}"))
+    for table in ("scorecard", "scorecard_daily"):
+        adapter.execute(adapter.sql(f"CREATE OR REPLACE VIEW {schema}.{table}_latest AS "
+                                    f"{scorecard_latest_view(schema, table)}"))
 
 
 def _timed(result: RunResult, step: str, action: str, fn: Callable[[], Any], say: Progress) -> Any:
@@ -242,6 +250,21 @@ def _publication(schema: str, plan: AnalysisPlan, result: RunResult, target: Tar
         result.finished_at = dt.datetime.now()
         return _run_row(result, "success", None, target, as_of)
 
+    def daily_rows(adapter: Adapter) -> list[list[Any]]:
+        """wn.scorecard_daily: the statistics of each day's sufficient statistics."""
+        from .results import build_outputs
+
+        by_day: dict[dt.date, list[dict[str, Any]]] = {day: [] for day in series_days(plan)}
+        for row in adapter.fetch(compiled.daily or ""):
+            day = row.pop(AS_OF)
+            by_day.setdefault(day if isinstance(day, dt.date) else dt.date.fromisoformat(str(day)[:10]), []).append(row)
+        rows = []
+        for day, aggregates in sorted(by_day.items()):
+            as_of = dataclasses.replace(plan, as_of=day, end=dt.datetime.combine(day + dt.timedelta(days=1), dt.time()))
+            for r in build_outputs(as_of, aggregates, {}, run_id=result.run_id, computed_at=result.started_at).scorecard:
+                rows.append(r[:3] + [day] + r[3:])
+        return rows
+
     return Publication(
         schema=schema, experiment=plan.experiment,
         staged_unit_metrics=compiled.relations.get("unit_metrics"), unit_view=compiled.unit_view,
@@ -250,7 +273,7 @@ def _publication(schema: str, plan: AnalysisPlan, result: RunResult, target: Tar
         state_tables=compiled.state_tables,
         rows=[("metric_aggregates", outputs.metric_aggregates), ("scorecard", outputs.scorecard),
               ("health_checks", outputs.health)],
-        run_row=run_row, tag=result.run_id.split("_")[-1])
+        run_row=run_row, tag=result.run_id.split("_")[-1], series=daily_rows if compiled.daily else None)
 
 
 def _run_row(result: RunResult, status: str, error: str | None, target: Target,

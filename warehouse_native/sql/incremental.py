@@ -41,6 +41,7 @@ from .expressions import date, literal, qualify, ts
 from sqlglot import exp
 
 from ..warehouse.publish import Part, StateWrite
+from .daily import compile_daily
 from .dialects import ARG_MIN_DIALECTS, write
 from .render import (_ENV, CompiledPlan, Statement, _aggregate, _aggregates_select, _condition, _create,
                      _finish, _parse, _post_days, inline_cte, prefilter, temp_name)
@@ -244,7 +245,7 @@ def compile_incremental(plan: AnalysisPlan, spec: IncrementalSpec, *, dialect: s
     return CompiledPlan(plan.experiment, dialect, "incremental", tuple(stmts),
                         {"unit_metrics": "inline; published as a view over the state"},
                         relations={"exposures": exposures}, unit_view=view,
-                        state_writes=tuple(writes), state_tables=after)
+                        state_writes=tuple(writes), state_tables=after, daily=compile_daily(plan, after, dialect))
 
 
 def _unit_metrics_sql(plan: AnalysisPlan, sources: list[_Source], since: dt.date, since_ts: dt.datetime,

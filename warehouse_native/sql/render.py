@@ -65,6 +65,8 @@ class CompiledPlan:
     unit_view: str | None = None
     state_writes: tuple[StateWrite, ...] = ()
     state_tables: dict[str, str] = field(default_factory=dict)
+    # incremental modes: the query of the results as of each day, over the state as published
+    daily: str | None = None
 
 
 # -- fragments -------------------------------------------------------------------------
@@ -136,8 +138,10 @@ def prefilter(columns) -> str | None:
     return " or ".join(parts + others)
 
 
-def _post_days(plan: AnalysisPlan) -> str:
-    return f"greatest(date_diff('day', cast(e.first_exposure_at as date), {date(plan.end)}), 1)"
+def _post_days(plan: AnalysisPlan, end_date: str | None = None) -> str:
+    """Days from the exposure date to the analysis end (``end_date``: a SQL date expression
+    instead of the plan's end, for results as of each day)."""
+    return f"greatest(date_diff('day', cast(e.first_exposure_at as date), {end_date or date(plan.end)}), 1)"
 
 
 def _dates_touched(lo: str, hi: str) -> str:
@@ -146,17 +150,19 @@ def _dates_touched(lo: str, hi: str) -> str:
             f"case when cast(cast({hi} as date) as timestamp) = {hi} then 0 else 1 end, 1)")
 
 
-def _finish(c: UnitColumn, ref: str, plan: AnalysisPlan) -> str:
+def _finish(c: UnitColumn, ref: str, plan: AnalysisPlan, end: tuple[str, str] | None = None) -> str:
     """A unit column's final value from its raw aggregate ``ref`` (NULL: no rows);
     daily_participation divides active dates by the dates its window touches, so the rate
-    never exceeds 1."""
+    never exceeds 1.  ``end``: SQL (date, timestamp) expressions of the analysis end, when it
+    is not the plan's (results as of each day)."""
     value = f"cast(coalesce({ref}, 0) as double)"
     fe = "e.first_exposure_at"
+    end_date, end_ts = end or (date(plan.end), ts(plan.end))
     if c.finish == "per_post_day":
         if not c.start_day and not c.end_day:
-            return f"{value} / {_post_days(plan)}"   # the common case: exposure date to analysis end
+            return f"{value} / {_post_days(plan, end_date)}"   # the common case: exposure date to analysis end
         lo = f"{fe} + interval {c.start_day} day" if c.start_day else fe
-        hi = ts(plan.end) if not c.end_day else f"least({fe} + interval {c.end_day} day, {ts(plan.end)})"
+        hi = end_ts if not c.end_day else f"least({fe} + interval {c.end_day} day, {end_ts})"
         return f"{value} / {_dates_touched(lo, hi)}"
     if c.finish == "per_pre_day":
         return f"{value} / {_dates_touched(f'{fe} - interval {plan.cuped_days} day', fe)}"
@@ -217,7 +223,10 @@ def _unit_metrics_select(plan: AnalysisPlan, rel: dict[str, str]) -> str:
         post_days=lambda: _post_days(plan), finish=lambda c, a: _finish(c, f"{a}.{c.name}", plan))
 
 
-def _aggregates_select(plan: AnalysisPlan, rel: dict[str, str]) -> str:
+def _aggregates_select(plan: AnalysisPlan, rel: dict[str, str], by: str | None = None) -> str:
+    """Sufficient statistics per variant and slice; with ``by`` (a column of the unit metrics,
+    e.g. the day of results as of each day), per ``by`` and variant instead, without slices,
+    winsorization caps computed per ``by``."""
     caps: list[dict] = []
     measure: list[str] = []
     exprs: dict[str, str] = {}
@@ -241,7 +250,8 @@ def _aggregates_select(plan: AnalysisPlan, rel: dict[str, str]) -> str:
             measure.append(name)
             exprs[name] = value
     return _ENV.get_template("aggregates.sql.j2").render(
-        plan=plan, rel=rel, caps=caps, measure_columns=measure, literal=literal,
+        plan=plan, rel=rel, caps=caps, measure_columns=measure, literal=literal, by=by,
+        dimensions=() if by else plan.dimensions,
         capped=lambda name: exprs[name],
         moments=lambda m: _moments(plan.metrics.index(m), m))
 

@@ -48,8 +48,13 @@ class ArmEstimate:
 
 
 def _cov(s_ab: float, s_a: float, s_b: float, n: int) -> float:
-    """Sample covariance (n − 1 divisor) from Σab, Σa, Σb."""
-    return (s_ab - s_a * s_b / n) / (n - 1)
+    """Sample covariance (n − 1 divisor) from Σab, Σa, Σb, 0 within rounding noise (as for
+    variances: e.g. a metric with the same value for every unit has no covariance with
+    anything, whatever order the warehouse added the products in)."""
+    centred = s_ab - s_a * s_b / n
+    if abs(centred) <= REL_TOL * abs(s_ab):
+        return 0.0
+    return centred / (n - 1)
 
 
 def _var(s_aa: float, s_a: float, n: int) -> float:

@@ -120,6 +120,9 @@ class Publication:
     rows: list[tuple[str, list[list[Any]]]] = field(default_factory=list)   # table -> rows, in order
     run_row: Callable[[], list[Any]] | None = None   # the wn.runs success row (built at commit time)
     tag: str = ""                             # this run's short id (names of tables written by pointer)
+    # wn.scorecard_daily's rows, computed from the state as this run leaves it (so after the
+    # state writes, before the commit point); None: this run writes no daily series
+    series: Callable[["Adapter"], list[list[Any]]] | None = None
 
     @property
     def unit_table(self) -> str:
@@ -155,7 +158,10 @@ def _replace_exposures_view(adapter: "Adapter", schema: str, without: str | None
 
 
 def _insert_results(adapter: "Adapter", pub: Publication, checkpoint: Checkpoint) -> None:
-    for i, (table, rows) in enumerate(pub.rows):
+    tables = list(pub.rows)
+    if pub.series is not None:
+        tables.append(("scorecard_daily", pub.series(adapter)))
+    for i, (table, rows) in enumerate(tables):
         adapter.insert_rows(f"{pub.schema}.{table}", TABLES[table], rows)
         if i == 0:
             checkpoint("publish")   # a failure here must leave the previous results intact

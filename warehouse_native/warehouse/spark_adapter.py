@@ -17,6 +17,7 @@ Spark has no multi-statement transactions, so runs publish by pointer
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import logging
 import os
 import sys
@@ -36,7 +37,7 @@ from .tables import Columns
 # portable column types of the table contract -> Spark types (timestamps are naive: wn never
 # converts time zones, and TIMESTAMP_NTZ keeps what the sources hold)
 _SPARK_TYPES = {"varchar": "string", "double": "double", "bigint": "bigint", "boolean": "boolean",
-                "timestamp": "timestamp_ntz"}
+                "timestamp": "timestamp_ntz", "date": "date"}
 
 # settings that keep a local session quiet and sized for one machine; a profile's conf wins
 _SESSION_DEFAULTS = {
@@ -260,4 +261,6 @@ def _python_value(kind: str, value: Any) -> Any:
         return bool(value)
     if kind == "varchar":
         return str(value)
+    if kind == "date" and isinstance(value, str):
+        return dt.date.fromisoformat(value)
     return value

@@ -52,6 +52,10 @@ SCORECARD: Columns = (
     ("control_std", "double"), ("variant_std", "double"), ("mde_80", "double"),
 )
 
+# the scorecard as of each day of the experiment (overall results only): what a run with
+# --as-of that day would have published
+SCORECARD_DAILY: Columns = SCORECARD[:3] + (("day", "date"),) + SCORECARD[3:]
+
 HEALTH_CHECKS: Columns = (
     ("run_id", "varchar"), ("computed_at", "timestamp"), ("experiment", "varchar"),
     ("check_name", "varchar"), ("dimension", "varchar"), ("dimension_value", "varchar"),
@@ -77,6 +81,7 @@ INCREMENTAL_STATE: Columns = (
 TABLES: dict[str, Columns] = {   # wn.exposures is a view, see exposures_view
     "metric_aggregates": METRIC_AGGREGATES,
     "scorecard": SCORECARD,
+    "scorecard_daily": SCORECARD_DAILY,
     "health_checks": HEALTH_CHECKS,
     "runs": RUNS,
     "incremental_state": INCREMENTAL_STATE,
@@ -130,18 +135,19 @@ def exposures_view(schema: str, tables: dict[str, list[str]], current: list[str]
     return f"CREATE OR REPLACE VIEW {schema}.exposures AS\n" + "\nunion all\n".join(parts)
 
 
-def scorecard_latest_view(schema: str) -> str:
-    """Each experiment's scorecard from its latest successful run."""
+def scorecard_latest_view(schema: str, table: str = "scorecard") -> str:
+    """Each experiment's rows of ``table`` from its latest successful run (that wrote any)."""
+    wrote = "" if table == "scorecard" else f"\n          and run_id in (select run_id from {schema}.{table})"
     return f"""
 select s.*
-from {schema}.scorecard as s
+from {schema}.{table} as s
 join (
     select experiment, run_id
     from (
         select experiment, run_id,
                row_number() over (partition by experiment order by finished_at desc, run_id desc) as rn
         from {schema}.runs
-        where status = 'success'
+        where status = 'success'{wrote}
     ) as ranked
     where rn = 1
 ) as latest

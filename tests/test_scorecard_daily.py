@@ -1,0 +1,74 @@
+"""wn.scorecard_daily: each day's row equals what a stateless run with --as-of that day publishes."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from compare import assert_same_rows, by_key
+from warehouse_native.runner import run_experiment
+from warehouse_native.warehouse import connect
+
+EXPERIMENT = "button_color_v3"
+KEY = ("metric", "variant")
+
+
+def _daily(adapter, experiment: str = EXPERIMENT) -> dict[dt.date, dict]:
+    out: dict[dt.date, list] = {}
+    for row in adapter.fetch("select * from wn.scorecard_daily_latest where experiment = ?", [experiment]):
+        out.setdefault(row.pop("day"), []).append(row)
+    return {day: by_key(rows, KEY) for day, rows in out.items()}
+
+
+def _as_of(project, target, adapter, day: dt.date) -> dict:
+    run = run_experiment(project, target, adapter, EXPERIMENT, as_of=day, mode="stateless")
+    return by_key(adapter.fetch("select * from wn.scorecard where run_id = ? and dimension is null",
+                                [run.run_id]), KEY)
+
+
+def test_every_day_of_the_series_equals_a_run_as_of_that_day(project_and_target):
+    project, target = project_and_target
+    with connect(target) as adapter:
+        run_experiment(project, target, adapter, EXPERIMENT, as_of=dt.date(2026, 11, 1), mode="full-refresh")
+        daily = _daily(adapter)
+        # the experiment's days: its start through its end (the analysis ends there)
+        assert sorted(daily) == [dt.date(2026, 10, 15) + dt.timedelta(days=k) for k in range(15)]
+        compared = 0
+        for day, rows in sorted(daily.items()):
+            assert rows, day
+            compared += assert_same_rows(_as_of(project, target, adapter, day), rows, f"as of {day}")
+        assert compared > 10_000
+        # the lift grows into its final value: units and unit counts rise day by day
+        units = [daily[d][("visited_signup", "red")]["variant_units"] for d in sorted(daily)]
+        assert units == sorted(units) and units[0] < units[-1]
+
+
+def test_incremental_runs_keep_the_series_exact_and_stateless_runs_leave_it(project_and_target):
+    project, target = project_and_target
+    with connect(target) as adapter:
+        run_experiment(project, target, adapter, EXPERIMENT, as_of=dt.date(2026, 10, 22), mode="incremental")
+        first = _daily(adapter)
+        assert max(first) == dt.date(2026, 10, 22)
+        inc = run_experiment(project, target, adapter, EXPERIMENT, as_of=dt.date(2026, 10, 25), mode="incremental")
+        assert inc.note.startswith("reprocessing from")
+        daily = _daily(adapter)
+        assert max(daily) == dt.date(2026, 10, 25)
+        # days before the reprocessed ones are unchanged; new and reprocessed days are exact
+        assert_same_rows(first[dt.date(2026, 10, 18)], daily[dt.date(2026, 10, 18)], "an old day")
+        for day in (dt.date(2026, 10, 21), dt.date(2026, 10, 24), dt.date(2026, 10, 25)):
+            assert_same_rows(_as_of(project, target, adapter, day), daily[day], f"as of {day}")
+        # stateless runs above wrote no series: the latest series is still the incremental run's
+        rows = adapter.fetch("select distinct run_id from wn.scorecard_daily_latest")
+        assert [r["run_id"] for r in rows] == [inc.run_id]
+
+
+@pytest.mark.parametrize("fault", ["publish"])
+def test_a_failed_run_adds_no_series(project_and_target, fault):
+    project, target = project_and_target
+    with connect(target) as adapter:
+        ok = run_experiment(project, target, adapter, EXPERIMENT, as_of=dt.date(2026, 10, 20), mode="incremental")
+        with pytest.raises(Exception, match="fault injected"):
+            run_experiment(project, target, adapter, EXPERIMENT, as_of=dt.date(2026, 10, 21), mode="incremental",
+                           fault=fault)
+        assert [r["run_id"] for r in adapter.fetch("select distinct run_id from wn.scorecard_daily")] == [ok.run_id]

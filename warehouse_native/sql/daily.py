@@ -1,0 +1,55 @@
+"""Results as of each day of an experiment (``wn.scorecard_daily``), from the incremental state.
+
+For every day D from the experiment's start to the run's last day, the sufficient statistics
+a run with ``--as-of D`` would compute: the units first exposed by D (a unit seen in a second
+variant only after D still counts in its first), each with its values over the per-day state
+rows up to D, rates divided by the days up to D, winsorization caps of the units of D.  One
+statement reads the state's per-day rows once (running totals per unit, then one row per unit
+and day it is exposed) and groups by day and variant; nothing is re-scanned per day.  It reads
+the state as this run leaves it, so it runs while publishing, after the state is written.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from ..plan import AnalysisPlan, UnitColumn
+from .dialects import write
+from .expressions import date, literal
+from .render import _ENV, _aggregates_select, _finish, _parse, inline_cte
+
+_ROLLUP = {"count": "sum", "sum": "sum", "flag": "max", "distinct_days": "sum"}
+
+# the day column of the daily statement (and of wn.scorecard_daily: ``day``)
+AS_OF = "as_of"
+
+
+def series_days(plan: AnalysisPlan) -> list[dt.date]:
+    """The days with results: from the experiment's start to the analysis's last day."""
+    first, last = plan.start.date(), (plan.end - dt.timedelta(days=1)).date()
+    return [first + dt.timedelta(days=k) for k in range((last - first).days + 1)]
+
+
+def compile_daily(plan: AnalysisPlan, tables: dict[str, str], dialect: str) -> str:
+    """One query: per day and variant, every metric's sufficient statistics as of that day.
+    ``tables``: the incremental state's tables by kind, as the run leaves them."""
+    sources, refs = [], {}
+    for i, scan in enumerate(plan.scans):
+        post = [c for c in scan.columns if c.window == "post" and c.agg != "count_distinct"]
+        values = [c for c in scan.columns if c.window == "post" and c.agg == "count_distinct"]
+        pre = [c for c in scan.columns if c.window == "pre"]
+        refs.update({c.name: f"o{i}.{c.name}" for c in post + values})
+        refs.update({c.name: f"r{i}.{c.name}" for c in pre})
+        sources.append({"post": post, "distinct": values, "pre": pre, "columns": scan.columns,
+                        "post_table": tables.get(f"days:{scan.source}"),
+                        "distinct_table": tables.get(f"values:{scan.source}"),
+                        "pre_table": tables.get(f"pre:{scan.source}")})
+
+    def finish(c: UnitColumn) -> str:
+        return _finish(c, refs[c.name], plan, end=("e.end_date", "e.end_at"))
+
+    units = _ENV.get_template("incremental/daily.sql.j2").render(
+        plan=plan, days=series_days(plan), exposure_days=tables["exposure_days"], sources=sources,
+        date=date, literal=literal, rollup=lambda c: _ROLLUP[c.agg], finish=finish)
+    aggregates = _parse(_aggregates_select(plan, {"unit_metrics": "daily_units"}, by=AS_OF), "daily")
+    return write(inline_cte(aggregates, "daily_units", _parse(units, "daily")), dialect, "daily")
