@@ -44,14 +44,19 @@ def test_every_day_of_the_series_equals_a_run_as_of_that_day(project_and_target)
         assert units == sorted(units) and units[0] < units[-1]
 
 
-def test_incremental_runs_keep_the_series_exact_and_stateless_runs_leave_it(project_and_target):
+def test_incremental_runs_keep_the_series_exact_and_stateless_runs_leave_it(project_and_target, tmp_path):
     project, target = project_and_target
     with connect(target) as adapter:
         run_experiment(project, target, adapter, EXPERIMENT, as_of=dt.date(2026, 10, 22), mode="incremental")
         first = _daily(adapter)
         assert max(first) == dt.date(2026, 10, 22)
-        inc = run_experiment(project, target, adapter, EXPERIMENT, as_of=dt.date(2026, 10, 25), mode="incremental")
-        assert inc.note.startswith("reprocessing from")
+        inc = run_experiment(project, target, adapter, EXPERIMENT, as_of=dt.date(2026, 10, 25), mode="incremental",
+                             target_dir=tmp_path)
+        assert inc.note.startswith("reprocessing from 2026-10-21")
+        # the daily run computed the reprocessed days only, from the sealed bases + the days after them
+        sql = next(tmp_path.glob("compiled/*/duckdb/*publish_scorecard_daily.sql")).read_text()
+        assert "state__button_color_v3__base__events" in sql and "'2026-10-20' AS DATE) AS as_of" not in sql
+        assert "CAST('2026-10-21' AS DATE) AS as_of" in sql
         daily = _daily(adapter)
         assert max(daily) == dt.date(2026, 10, 25)
         # days before the reprocessed ones are unchanged; new and reprocessed days are exact

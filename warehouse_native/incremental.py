@@ -15,6 +15,7 @@ A state written by an earlier wn kept the per-day rows only before
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 from typing import Any
@@ -96,7 +97,9 @@ def decide(adapter: Adapter, schema: str, plan: AnalysisPlan, *, full_refresh: b
     reseal = sealed is None or refilled or (since - sealed).days >= RESEAL_DAYS
     # since <= seal_at always: a re-seal never covers a day this run does not reprocess
     spec = IncrementalSpec(since=since, exists=True, tables=tables, present=present, current=current, tag=tag,
-                           fill=fill, sealed_before=sealed, seal_at=seal_at if reseal else None)
+                           fill=fill, sealed_before=sealed, seal_at=seal_at if reseal else None,
+                           previous_run=row["run_id"],
+                           series_from=None if fill else _series_kept_until(adapter, schema, plan, row, since))
     note = f"reprocessing from {since} (last processed {through}, lookback {lookback_days} days)"
     if fill:
         note += "; backfilling " + ", ".join(f"{s}: {', '.join(c)}" for s, c in fill.items())
@@ -105,10 +108,34 @@ def decide(adapter: Adapter, schema: str, plan: AnalysisPlan, *, full_refresh: b
     return spec, note
 
 
+def series_key(plan: AnalysisPlan) -> str:
+    """Everything the daily series' statistics depend on, whatever the analysis's last day."""
+    return dataclasses.replace(plan, end=plan.start, as_of=plan.start.date()).fingerprint()
+
+
+def _series_kept_until(adapter: Adapter, schema: str, plan: AnalysisPlan, row: dict[str, Any],
+                       since: dt.date) -> dt.date | None:
+    """``since`` when the previous run's daily series holds every day before it and was
+    computed with the same metrics and settings (this run then computes the days from
+    ``since`` only); else None (every day again)."""
+    if row.get("series_key") != series_key(plan) or not adapter.table_columns(schema, "scorecard_daily"):
+        return None
+    start = plan.start.date()
+    if since <= start:
+        return None
+    kept = adapter.fetch(f"select count(distinct day) as days, min(day) as first from {schema}.scorecard_daily "
+                         f"where run_id = {adapter.placeholder} and day < {adapter.placeholder}",
+                         [row["run_id"], since])
+    first = kept[0]["first"] if kept else None
+    if first is not None and not isinstance(first, dt.date):
+        first = dt.date.fromisoformat(str(first)[:10])
+    return since if kept and kept[0]["days"] == (since - start).days and first == start else None
+
+
 def state_row(plan: AnalysisPlan, run_id: str, spec: IncrementalSpec, tables: dict[str, str]) -> list[Any]:
     """The bookkeeping row a run publishes; ``tables``: the state's tables by kind after it."""
     sealed = spec.sealed_after
     return [plan.experiment, state_key(plan), last_day(plan).isoformat(),
             json.dumps(column_hashes(plan), sort_keys=True), run_id, dt.datetime.now(),
             sealed.isoformat() if sealed else None, None,   # kept_before: every processed day is kept
-            json.dumps(tables, sort_keys=True)]
+            json.dumps(tables, sort_keys=True), series_key(plan)]

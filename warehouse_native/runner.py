@@ -31,7 +31,7 @@ from .sql.render import header
 from . import incremental
 from .warehouse import Adapter, as_warehouse_error, unit_metrics_table
 from .warehouse.publish import Publication
-from .warehouse.tables import TABLES, scorecard_latest_view
+from .warehouse.tables import SCORECARD_DAILY, TABLES, scorecard_latest_view
 
 if TYPE_CHECKING:  # the statistics (scipy) are imported when a run computes them, not by `wn compile`
     from .results import RunOutputs
@@ -94,6 +94,9 @@ def compiled_files(plan: AnalysisPlan, compiled: CompiledPlan, models: list[tupl
         view = Statement("publish_unit_metrics_view", "create_view", compiled.unit_view)
         files.append((view.step, header(plan, compiled, view)
                       + f"-- published as {unit_metrics_table(plan.experiment)}\n" + compiled.unit_view))
+    if compiled.daily:   # run in the publish, over the state it leaves
+        daily = Statement("publish_scorecard_daily", "query", compiled.daily)
+        files.append((daily.step, header(plan, compiled, daily) + compiled.daily))
     if compiled.state_writes:
         sql = [s for w in compiled.state_writes
                for s in (w.in_place_sql() if in_place else w.new_table_sql())]
@@ -251,14 +254,24 @@ def _publication(schema: str, plan: AnalysisPlan, result: RunResult, target: Tar
         return _run_row(result, "success", None, target, as_of)
 
     def daily_rows(adapter: Adapter) -> list[list[Any]]:
-        """wn.scorecard_daily: the statistics of each day's sufficient statistics."""
+        """wn.scorecard_daily: the statistics of each computed day's sufficient statistics, and
+        the previous series' rows of the days before (when this run computed only the days
+        it reprocessed)."""
         from .results import build_outputs
 
-        by_day: dict[dt.date, list[dict[str, Any]]] = {day: [] for day in series_days(plan)}
+        first = spec.series_from if spec else None
+        rows = []
+        if first:
+            names = [c for c, _ in SCORECARD_DAILY]
+            kept = adapter.fetch(f"select * from {schema}.scorecard_daily where run_id = {adapter.placeholder} "
+                                 f"and day < {adapter.placeholder}", [spec.previous_run, first])
+            for r in kept:
+                r.update(run_id=result.run_id, computed_at=result.started_at)
+                rows.append([r[c] for c in names])
+        by_day: dict[dt.date, list[dict[str, Any]]] = {day: [] for day in series_days(plan, first)}
         for row in adapter.fetch(compiled.daily or ""):
             day = row.pop(AS_OF)
             by_day.setdefault(day if isinstance(day, dt.date) else dt.date.fromisoformat(str(day)[:10]), []).append(row)
-        rows = []
         for day, aggregates in sorted(by_day.items()):
             as_of = dataclasses.replace(plan, as_of=day, end=dt.datetime.combine(day + dt.timedelta(days=1), dt.time()))
             for r in build_outputs(as_of, aggregates, {}, run_id=result.run_id, computed_at=result.started_at).scorecard:

@@ -24,15 +24,22 @@ _ROLLUP = {"count": "sum", "sum": "sum", "flag": "max", "distinct_days": "sum"}
 AS_OF = "as_of"
 
 
-def series_days(plan: AnalysisPlan) -> list[dt.date]:
-    """The days with results: from the experiment's start to the analysis's last day."""
-    first, last = plan.start.date(), (plan.end - dt.timedelta(days=1)).date()
+def series_days(plan: AnalysisPlan, first: dt.date | None = None) -> list[dt.date]:
+    """The days with results: from the experiment's start (or ``first``) to the analysis's last day."""
+    first, last = first or plan.start.date(), (plan.end - dt.timedelta(days=1)).date()
     return [first + dt.timedelta(days=k) for k in range((last - first).days + 1)]
 
 
-def compile_daily(plan: AnalysisPlan, tables: dict[str, str], dialect: str) -> str:
+def compile_daily(plan: AnalysisPlan, tables: dict[str, str], dialect: str, *, first: dt.date | None = None,
+                  seal: dt.date | None = None) -> str:
     """One query: per day and variant, every metric's sufficient statistics as of that day.
-    ``tables``: the incremental state's tables by kind, as the run leaves them."""
+
+    ``tables``: the incremental state's tables by kind, as the run leaves them.  ``first``: the
+    first day to compute (default: the start; a daily run computes only the days it
+    reprocessed and keeps the earlier ones).  ``seal``: read the sealed per-unit bases for the
+    days before it instead of those days' rows (needs ``first >= seal - 1``)."""
+    if seal is not None and (first is None or first < seal - dt.timedelta(days=1)):
+        seal = None   # a day before the base's last day needs the per-day rows
     sources, refs = [], {}
     for i, scan in enumerate(plan.scans):
         post = [c for c in scan.columns if c.window == "post" and c.agg != "count_distinct"]
@@ -41,7 +48,8 @@ def compile_daily(plan: AnalysisPlan, tables: dict[str, str], dialect: str) -> s
         refs.update({c.name: f"o{i}.{c.name}" for c in post + values})
         refs.update({c.name: f"r{i}.{c.name}" for c in pre})
         sources.append({"post": post, "distinct": values, "pre": pre, "columns": scan.columns,
-                        "post_table": tables.get(f"days:{scan.source}"),
+                        "post_table": tables.get(f"days:{scan.source}"), "post_base": tables.get(f"base:{scan.source}"),
+                        "distinct_base": tables.get(f"vbase:{scan.source}"),
                         "distinct_table": tables.get(f"values:{scan.source}"),
                         "pre_table": tables.get(f"pre:{scan.source}")})
 
@@ -49,7 +57,8 @@ def compile_daily(plan: AnalysisPlan, tables: dict[str, str], dialect: str) -> s
         return _finish(c, refs[c.name], plan, end=("e.end_date", "e.end_at"))
 
     units = _ENV.get_template("incremental/daily.sql.j2").render(
-        plan=plan, days=series_days(plan), exposure_days=tables["exposure_days"], sources=sources,
+        plan=plan, days=series_days(plan, first), exposure_days=tables["exposure_days"], sources=sources,
+        seal=seal, base_day=seal - dt.timedelta(days=1) if seal else None, exposure_base=tables.get("exposure_base"),
         date=date, literal=literal, rollup=lambda c: _ROLLUP[c.agg], finish=finish)
     aggregates = _parse(_aggregates_select(plan, {"unit_metrics": "daily_units"}, by=AS_OF), "daily")
     return write(inline_cte(aggregates, "daily_units", _parse(units, "daily")), dialect, "daily")

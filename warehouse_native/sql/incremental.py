@@ -125,6 +125,10 @@ class IncrementalSpec:
     # None: this run rewrites the state tables in place (in the publish transaction); else the
     # tables it rewrites get new names ending in ``_<tag>`` (engines that publish by pointer)
     tag: str | None = None
+    # wn.scorecard_daily: the first day this run computes (None: every day), the days before
+    # it are the previous series' rows, those of ``previous_run``
+    series_from: dt.date | None = None
+    previous_run: str | None = None
     fill: dict[str, tuple[str, ...]] = field(default_factory=dict)  # source -> columns to backfill
     sealed_before: dt.date | None = None  # the stored bases hold the days before this one (None: no usable base)
     seal_at: dt.date | None = None        # this run re-seals every base at this day (None: keeps them)
@@ -245,7 +249,9 @@ def compile_incremental(plan: AnalysisPlan, spec: IncrementalSpec, *, dialect: s
     return CompiledPlan(plan.experiment, dialect, "incremental", tuple(stmts),
                         {"unit_metrics": "inline; published as a view over the state"},
                         relations={"exposures": exposures}, unit_view=view,
-                        state_writes=tuple(writes), state_tables=after, daily=compile_daily(plan, after, dialect))
+                        state_writes=tuple(writes), state_tables=after,
+                        daily=compile_daily(plan, after, dialect, first=spec.series_from,
+                                            seal=spec.sealed_after if spec.series_from else None))
 
 
 def _unit_metrics_sql(plan: AnalysisPlan, sources: list[_Source], since: dt.date, since_ts: dt.datetime,

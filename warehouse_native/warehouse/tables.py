@@ -76,6 +76,9 @@ INCREMENTAL_STATE: Columns = (
     ("sealed_before", "varchar"), ("kept_before", "varchar"),
     # the state's tables by kind (JSON); engines that publish by pointer rename them each run
     ("tables", "varchar"),
+    # what the statistics of wn.scorecard_daily depend on (metrics, roles, analysis settings):
+    # a daily run keeps the earlier days' rows of the series only while it is the same
+    ("series_key", "varchar"),
 )
 
 TABLES: dict[str, Columns] = {   # wn.exposures is a view, see exposures_view
