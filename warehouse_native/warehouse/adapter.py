@@ -6,7 +6,6 @@ import abc
 import contextlib
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping, Sequence
 
-import numpy as np
 import sqlglot
 
 from ..errors import WarehouseError
@@ -14,6 +13,8 @@ from .publish import publish_in_transaction
 from .tables import Columns
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from .publish import Publication
 
 
