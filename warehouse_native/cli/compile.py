@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import click
 
-from ..artifacts import write_compiled
 from ..errors import ProjectError
-from ..runner import compile_experiment, compiled_files
 from ..sql import DIALECTS
-from ..sql.models import model_views
 from .console import console
 from .flags import Flags, common_flags, experiment_option, strategy_option
 
@@ -21,6 +18,10 @@ from .flags import Flags, common_flags, experiment_option, strategy_option
 @common_flags
 def command(flags: Flags, experiments: tuple[str, ...], dialect: str | None, strategy: str) -> None:
     """Compile experiments into readable SQL files, one per step."""
+    from ..artifacts import write_compiled
+    from ..runner import compile_experiment, compiled_files
+    from ..sql.models import model_views
+
     project = flags.load_project()
     schema = "wn"
     if dialect is None:

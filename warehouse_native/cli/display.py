@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable
 
 from rich.table import Table
 from rich.text import Text
@@ -10,8 +10,10 @@ from rich.text import Text
 from ..present.formats import num as _num
 from ..present.formats import pct
 from ..present.formats import pvalue as _p
-from ..runner import RunResult
 from .console import console
+
+if TYPE_CHECKING:
+    from ..runner import RunResult
 
 _STATUS_STYLE = {"pass": "green", "warn": "yellow", "fail": "bold red", "unknown": "dim"}
 

@@ -7,12 +7,14 @@ import functools
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import click
 
 from ..errors import ProjectError
-from ..project import Project, Target, load_project, load_target
+
+if TYPE_CHECKING:
+    from ..project import Project, Target
 
 
 @dataclass
@@ -25,9 +27,13 @@ class Flags:
     debug: bool
 
     def load_project(self) -> Project:
+        from ..project import load_project
+
         return load_project(self.project_dir)
 
     def load_target(self) -> Target:
+        from ..project import load_target
+
         return load_target(self.profiles_dir, self.profile, self.target)
 
     @property

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from ..project.config_models import Experiment
 from .console import console
 from .flags import Flags, common_flags
+
+if TYPE_CHECKING:
+    from ..project.config_models import Experiment
 
 STATUSES = ("running", "ended", "not started")
 

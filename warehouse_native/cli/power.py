@@ -3,12 +3,8 @@
 from __future__ import annotations
 
 import click
-from rich.table import Table
 
 from ..errors import ProjectError
-from ..power_analysis import measure_population, power_report
-from ..stats import StatsInputError
-from ..warehouse import connect
 from .console import console
 from .flags import Flags, common_flags
 
@@ -41,6 +37,12 @@ def _floats(text: str, name: str) -> list[float]:
 def command(flags: Flags, metric: str, mde: str, experiment: str | None, weights: str | None,
             unit: str | None, period: int, confidence: float | None, power_: float) -> None:
     """Estimate sample size and duration (traffic vs duration) from the metric's recent data."""
+    from rich.table import Table
+
+    from ..power_analysis import measure_population, power_report
+    from ..stats import StatsInputError
+    from ..warehouse import connect
+
     project = flags.load_project()
     target = flags.load_target()
     split: tuple[float, ...] = (0.5, 0.5)

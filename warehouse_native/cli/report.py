@@ -7,7 +7,6 @@ from pathlib import Path
 import click
 
 from ..errors import WnError
-from ..warehouse import connect
 from .console import console, err_console
 from .flags import Flags, common_flags, experiment_option
 
@@ -51,6 +50,7 @@ def command(flags: Flags, experiments: tuple[str, ...], all_: bool, out_dir: Pat
     require_chart_libraries()
     from ..present.published import latest_runs, read_published
     from ..present.report import build_report, write_report
+    from ..warehouse import connect
 
     target = flags.load_target()
     out = (out_dir if out_dir is not None else flags.target_dir / "report")

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
-from rich.markup import escape
 
 from ..errors import WnError
-from ..runner import RunResult, run_experiment, write_run_results
-from ..warehouse import connect
 from .console import console, err_console
-from .display import print_run
 from .flags import Flags, common_flags, experiment_option, strategy_option
+
+if TYPE_CHECKING:
+    from ..runner import RunResult
 
 
 @click.command("run")
@@ -50,6 +51,14 @@ def command(flags: Flags, experiments: tuple[str, ...], all_: bool, strategy: st
             project.experiment(n)  # clear error for an unknown name before connecting
     else:
         raise click.UsageError("say which experiment: --experiment NAME (or --all)")
+    # the runner, the warehouse driver and the display are imported once the command is sure
+    # to run; the stats layer is imported by the runner when the first statistics are computed
+    from rich.markup import escape
+
+    from ..runner import run_experiment, write_run_results
+    from ..warehouse import connect
+    from .display import print_run
+
     results: list[RunResult] = []
     failures: list[tuple[str, WnError]] = []
     with connect(target) as adapter:
@@ -78,6 +87,8 @@ def command(flags: Flags, experiments: tuple[str, ...], all_: bool, strategy: st
 
 def _failed(name: str, exc: WnError) -> RunResult:
     import datetime as dt
+
+    from ..runner import RunResult
 
     return RunResult(run_id="", experiment=name, status="error", strategy="", started_at=dt.datetime.now(),
                      error=exc.render())

@@ -6,8 +6,6 @@ import time
 
 import click
 
-from ..demo import DemoConfig, generate_demo
-from ..warehouse import connect
 from .console import console
 from .flags import Flags, common_flags
 
@@ -21,6 +19,9 @@ from .flags import Flags, common_flags
 @common_flags
 def command(flags: Flags, users: int, days: int, seed_: int) -> None:
     """Write the demo tables raw.exposures and raw.events (replacing them)."""
+    from ..demo import DemoConfig, generate_demo
+    from ..warehouse import connect
+
     target = flags.load_target()
     t0 = time.perf_counter()
     with console.status("generating demo data"):

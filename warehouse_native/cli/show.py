@@ -5,9 +5,7 @@ from __future__ import annotations
 import click
 
 from ..errors import WarehouseError
-from ..warehouse import connect
 from .console import console
-from .display import print_summary, scorecard_table
 from .flags import Flags, common_flags
 
 
@@ -17,6 +15,9 @@ from .flags import Flags, common_flags
 @common_flags
 def command(flags: Flags, experiment: str, slices: bool) -> None:
     """Read wn.scorecard_latest and the health checks of that run, and print them."""
+    from ..warehouse import connect
+    from .display import print_summary, scorecard_table
+
     target = flags.load_target()
     schema = target.schema
     with connect(target, read_only=target.type == "duckdb") as adapter:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import click
-from rich.markup import escape
 
 from ..errors import ProjectError
 from .console import console, err_console
@@ -25,6 +24,8 @@ def command(flags: Flags) -> None:
     except ProjectError as exc:
         problems.extend(exc.problems)
     if problems:
+        from rich.markup import escape
+
         err_console.print(f"[bold red]{len(problems)} problem{'s' if len(problems) != 1 else ''} found[/bold red]")
         for p in sorted(problems, key=lambda p: (p.file or "", p.line or 0)):
             err_console.print(f"  [red]✗[/red] [bold]{escape(p.location())}[/bold]: {escape(p.message)}")
