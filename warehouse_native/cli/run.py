@@ -68,9 +68,11 @@ def command(flags: Flags, experiments: tuple[str, ...], all_: bool, strategy: st
                     status.update(f"[bold]{_name}[/bold]: {msg}")
 
                 try:
-                    result = run_experiment(project, target, adapter, name, as_of=flags.as_of,
-                                            strategy=strategy, mode=mode, lookback_days=lookback_days,
-                                            target_dir=flags.target_dir, progress=progress)
+                    # runs of one experiment take turns; stages of killed runs are swept
+                    with adapter.run_guard(name, on_wait=progress):
+                        result = run_experiment(project, target, adapter, name, as_of=flags.as_of,
+                                                strategy=strategy, mode=mode, lookback_days=lookback_days,
+                                                target_dir=flags.target_dir, progress=progress)
                 except WnError as exc:
                     failures.append((name, exc))
                     err_console.print(f"[bold red]✗ {name} failed[/bold red] — previous results are "

@@ -140,6 +140,18 @@ def _check_settings(kind: str, settings: dict[str, Any], node: Any, file: str, p
             except ValueError:
                 raise ProjectError(Problem(f"{key} must be a positive whole number, not "
                                            f"'{settings[key]}'", file, line(key), f"{prefix}.{key}")) from None
+    if kind in ("duckdb", "postgres") and "lock_timeout" in settings:
+        try:
+            seconds = float(str(settings["lock_timeout"]).strip())
+            if not 0 <= seconds <= 86_400:
+                raise ValueError
+            settings["lock_timeout"] = seconds
+        except ValueError:
+            raise ProjectError(Problem(f"lock_timeout must be a number of seconds from 0 to 86400, not "
+                                       f"'{settings['lock_timeout']}'", file, line("lock_timeout"),
+                                       f"{prefix}.lock_timeout",
+                                       hint="e.g. lock_timeout: 60 (how long a run waits for another one "
+                                            "holding the database or the experiment; 0: do not wait)")) from None
     if kind == "spark":
         _check_spark(settings, line, file, prefix)
     if kind == "duckdb" and "memory_limit" in settings and not _MEMORY.match(str(settings["memory_limit"])):

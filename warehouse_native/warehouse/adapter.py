@@ -18,6 +18,10 @@ if TYPE_CHECKING:
     from .publish import Publication
 
 
+# what every staged relation's name starts with (runner: ``<schema>.__wn_<run tag>_<step>``)
+STAGE_PREFIX = "__wn_"
+
+
 class Adapter(abc.ABC):
     """A connection to one warehouse.  SQL given to it is already in its dialect."""
 
@@ -71,6 +75,44 @@ class Adapter(abc.ABC):
         if self.dialect == "duckdb":
             return duckdb_sql
         return sqlglot.transpile(duckdb_sql, read="duckdb", write=self.dialect)[0]
+
+    # -- runs side by side, and what killed runs leave behind --------------------------------
+    @contextlib.contextmanager
+    def run_guard(self, experiment: str, on_wait: Callable[[str], None] | None = None) -> Iterator[None]:
+        """Around one run of ``experiment``: runs of the same experiment take turns
+        (:meth:`experiment_lock`), and the staging tables of runs that died (``kill -9``, a lost
+        connection: their ``finally`` never ran) are dropped before and after it."""
+        with self.experiment_lock(experiment, on_wait):
+            self.drop_stray_stages()
+            try:
+                yield
+            finally:
+                with contextlib.suppress(Exception):   # e.g. the connection itself is gone
+                    self.drop_stray_stages()
+
+    @contextlib.contextmanager
+    def experiment_lock(self, experiment: str, on_wait: Callable[[str], None] | None = None) -> Iterator[None]:
+        """Held for a whole run of ``experiment``.  Engines with one writing process per
+        database (DuckDB) need nothing: the file lock already serialises runs."""
+        yield
+
+    @contextlib.contextmanager
+    def stage_cleanup(self) -> Iterator[bool]:
+        """Yields True while no other live run can own a staging table of this schema (then
+        every one of them is stray).  By default the engine cannot tell: nothing is dropped."""
+        yield False
+
+    def drop_stray_stages(self) -> list[str]:
+        """Drop the staging tables (``<schema>.__wn_*``) that no live run owns; returns their names."""
+        dropped: list[str] = []
+        with self.stage_cleanup() as safe:
+            if not safe:
+                return dropped
+            for name, kind in self.relations(self.schema).items():
+                if kind == "table" and name.lower().startswith(STAGE_PREFIX):
+                    self.execute(f'DROP TABLE IF EXISTS {self.schema}."{name}"')
+                    dropped.append(name)
+        return dropped
 
     def lock_publish(self, schema: str) -> None:
         """Serialise publish transactions on the schema (inside the transaction); engines with a

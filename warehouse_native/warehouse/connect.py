@@ -13,7 +13,7 @@ def connect(target: Target, *, read_only: bool = False) -> Adapter:
         s = target.settings
         return DuckDBAdapter(s["path"], target.schema, threads=s.get("threads"),
                              memory_limit=s.get("memory_limit"), temp_directory=s.get("temp_directory"),
-                             read_only=read_only)
+                             read_only=read_only, lock_timeout=s.get("lock_timeout"))
     if target.type == "postgres":
         from .postgres_adapter import PostgresAdapter
 

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import re
+import time
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Iterator, Mapping, Sequence
 
 import duckdb
 import numpy as np
@@ -12,13 +15,17 @@ from ..errors import WarehouseError
 from .adapter import Adapter
 from .tables import Columns
 
+# seconds a run waits for another process's lock on the DuckDB file (profile: lock_timeout)
+DEFAULT_LOCK_TIMEOUT = 60.0
+_HOLDER = re.compile(r"lock is held in (?P<program>.+?) \(PID (?P<pid>\d+)\)")
+
 
 class DuckDBAdapter(Adapter):
     dialect = "duckdb"
 
     def __init__(self, path: str, schema: str = "wn", *, threads: int | None = None,
                  memory_limit: str | None = None, temp_directory: str | None = None,
-                 read_only: bool = False):
+                 read_only: bool = False, lock_timeout: float | None = None):
         super().__init__(schema)
         if read_only and path != ":memory:" and not Path(path).exists():
             raise WarehouseError(f"no DuckDB database at {path} yet",
@@ -33,13 +40,16 @@ class DuckDBAdapter(Adapter):
         if path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
             config["temp_directory"] = temp_directory or str(Path(path).with_suffix(".tmp"))
-        try:
-            self.con = duckdb.connect(path, read_only=read_only, config=config)
-        except duckdb.Error as exc:
-            raise WarehouseError(f"cannot open DuckDB database {path}: {exc}",
-                                 hint="close other programs holding the file, or check the path "
-                                      "in profiles.yml") from None
+        self.con = _open(path, read_only, config,
+                         DEFAULT_LOCK_TIMEOUT if lock_timeout is None else float(lock_timeout))
         self.path = path
+        self.read_only = read_only
+
+    @contextlib.contextmanager
+    def stage_cleanup(self) -> Iterator[bool]:
+        # one writing process per file and this one holds the lock: no other run is live
+        # (a read-only connection cannot drop anything and owns no stage)
+        yield not self.read_only
 
     def execute(self, sql: str, params: Sequence[Any] | None = None) -> None:
         self.con.execute(sql, params) if params else self.con.execute(sql)
@@ -96,6 +106,35 @@ class DuckDBAdapter(Adapter):
             self.con.execute(f"INSERT INTO {relation} ({names}) SELECT {select} FROM __wn_rows")
         finally:
             self.con.unregister("__wn_rows")
+
+
+def _open(path: str, read_only: bool, config: dict[str, Any], lock_timeout: float) -> duckdb.DuckDBPyConnection:
+    """Connect, waiting up to ``lock_timeout`` seconds while another process holds the file
+    (DuckDB allows one writing process per file, and no reader beside a writer)."""
+    deadline = time.monotonic() + max(lock_timeout, 0.0)
+    pause = 0.05
+    while True:
+        try:
+            return duckdb.connect(path, read_only=read_only, config=config)
+        except duckdb.Error as exc:
+            text = str(exc)
+            if "could not set lock" not in text.lower():
+                raise WarehouseError(f"cannot open DuckDB database {path}: {text}",
+                                     hint="check the path in profiles.yml") from None
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise WarehouseError(_locked_message(path, text, lock_timeout), hint=(
+                    "DuckDB lets one process write a database file (and nobody read it meanwhile): wait for "
+                    "that process to finish and retry (exit code 4 is worth retrying), raise lock_timeout "
+                    "(seconds) in profiles.yml, or stop the process holding it")) from None
+            time.sleep(min(pause, left))
+            pause = min(pause * 2, 1.0)
+
+
+def _locked_message(path: str, text: str, waited: float) -> str:
+    holder = _HOLDER.search(text)
+    who = f"process {holder['pid']} ({holder['program']})" if holder else "another process"
+    return f"the DuckDB database {path} is locked by {who}; gave up after waiting {waited:g} s"
 
 
 def _column(kind: str, values: list[Any]) -> np.ndarray:

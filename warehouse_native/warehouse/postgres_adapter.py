@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import contextlib
-from typing import Any, Mapping, Sequence
+import time
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import numpy as np
 
@@ -16,6 +17,10 @@ from .tables import Columns
 _PG_TYPES = {"f": "double precision", "i": "bigint", "u": "bigint", "b": "boolean",
              "M": "timestamp without time zone"}
 _COPY_CHUNK_ROWS = 100_000
+# advisory locks wn takes for whole sessions are (namespace, hashtext(key)) pairs, a key space
+# apart from the one-key publish lock
+_LOCK_NAMESPACE = 30574   # "wn"
+DEFAULT_LOCK_TIMEOUT = 60.0
 
 
 class PostgresAdapter(Adapter):
@@ -23,8 +28,10 @@ class PostgresAdapter(Adapter):
     placeholder = "%s"
 
     def __init__(self, *, schema: str = "wn", host: str = "127.0.0.1", port: int = 5432,
-                 user: str = "postgres", password: str = "", dbname: str = "postgres", **_: Any):
+                 user: str = "postgres", password: str = "", dbname: str = "postgres",
+                 lock_timeout: float | None = None, **_: Any):
         super().__init__(schema)
+        self.lock_timeout = DEFAULT_LOCK_TIMEOUT if lock_timeout is None else float(lock_timeout)
         try:
             import psycopg
         except ImportError:
@@ -38,6 +45,17 @@ class PostgresAdapter(Adapter):
             raise WarehouseError(f"cannot connect to PostgreSQL at {host}:{port}/{dbname}: {exc}",
                                  hint="check the pg target in profiles.yml and that the server runs") from None
         self._psycopg = psycopg
+        # a client killed mid-statement: the server stops the statement (and frees its locks)
+        # within a second or two instead of finishing it first (PostgreSQL 14+)
+        with contextlib.suppress(psycopg.Error):
+            self.execute("set client_connection_check_interval = '1s'")
+        # every wn session holds this lock shared: staging tables are only swept by a session
+        # that can take it alone, i.e. while no other run can own them (see stage_cleanup)
+        self.execute("select pg_advisory_lock_shared(%s, hashtext(%s))", [_LOCK_NAMESPACE, self._live_key])
+
+    @property
+    def _live_key(self) -> str:
+        return f"wn live {self.schema}"
 
     def execute(self, sql: str, params: Sequence[Any] | None = None) -> None:
         with self.con.cursor() as cur:
@@ -77,6 +95,51 @@ class PostgresAdapter(Adapter):
 
     def close(self) -> None:
         self.con.close()
+
+    @contextlib.contextmanager
+    def experiment_lock(self, experiment: str, on_wait: Callable[[str], None] | None = None) -> Iterator[None]:
+        """Runs of one experiment take turns (a session lock for the whole run); runs of
+        different experiments go side by side.  Waits up to ``lock_timeout`` seconds."""
+        key = [_LOCK_NAMESPACE, f"wn run {self.schema} {experiment}"]
+        deadline = time.monotonic() + self.lock_timeout
+        waited = False
+        while not self.fetch("select pg_try_advisory_lock(%s, hashtext(%s)) as ok", key)[0]["ok"]:
+            holder = self._lock_holder(key)
+            if time.monotonic() >= deadline:
+                raise WarehouseError(
+                    f"another run of experiment '{experiment}' on schema {self.schema} is in progress "
+                    f"({holder}); gave up after waiting {self.lock_timeout:g} s",
+                    hint="retry when it has finished, or raise lock_timeout (seconds) in profiles.yml")
+            if not waited and on_wait is not None:
+                on_wait(f"waiting for another run of {experiment} ({holder})")
+            waited = True
+            time.sleep(0.2)
+        try:
+            yield
+        finally:
+            with contextlib.suppress(Exception):
+                self.execute("select pg_advisory_unlock(%s, hashtext(%s))", key)
+
+    def _lock_holder(self, key: list[Any]) -> str:
+        rows = self.fetch(
+            "select a.pid, a.application_name, a.backend_start from pg_locks as l "
+            "join pg_stat_activity as a on a.pid = l.pid where l.locktype = 'advisory' and l.granted "
+            "and l.classid = %s and l.objid = (hashtext(%s)::bigint & 4294967295)::oid and l.objsubid = 2", key)
+        if not rows:
+            return "it has just finished"
+        r = rows[0]
+        return f"PostgreSQL backend pid {r['pid']}, {r['application_name'] or 'no application name'}, " \
+               f"connected at {r['backend_start']:%Y-%m-%d %H:%M:%S}"
+
+    @contextlib.contextmanager
+    def stage_cleanup(self) -> Iterator[bool]:
+        key = [_LOCK_NAMESPACE, self._live_key]
+        alone = bool(self.fetch("select pg_try_advisory_lock(%s, hashtext(%s)) as ok", key)[0]["ok"])
+        try:
+            yield alone
+        finally:
+            if alone:
+                self.execute("select pg_advisory_unlock(%s, hashtext(%s))", key)
 
     def lock_publish(self, schema: str) -> None:
         # two experiments publishing at once would each rebuild wn.exposures from what they saw
