@@ -126,7 +126,7 @@ def test_command_help_imports_no_driver_and_no_statistics(project: Path, command
 
 
 def test_run_connects_before_it_imports_the_statistics(tmp_path: Path):
-    """The statistics (scipy) are imported after the run's first SQL statement, not at start-up."""
+    """The statistics (scipy) and numpy are imported after the run's first SQL statement, not at start-up."""
     project = copy_project(tmp_path / "p")   # an empty warehouse: the run fails at its first scan
     setup = ("from warehouse_native.warehouse.duckdb_adapter import DuckDBAdapter\n"
              "execute = DuckDBAdapter.execute\n"
@@ -138,7 +138,7 @@ def test_run_connects_before_it_imports_the_statistics(tmp_path: Path):
     run = _wn("run", "-e", "button_color_v3", "--as-of", "2026-11-01", cwd=project, setup=setup)
     assert run.code == 1, run.stdout + run.stderr   # no raw tables: the run fails, as it should
     assert run.probe is not None
-    assert not _loaded(set(run.probe), STATS + PAGES + ("pyspark", "psycopg"))
+    assert not _loaded(set(run.probe), STATS + PAGES + ("numpy", "pyspark", "psycopg"))
 
 
 def test_driver_errors_are_recognised_without_importing_the_driver(tmp_path: Path):

@@ -6,14 +6,16 @@ import contextlib
 import re
 import time
 from pathlib import Path
-from typing import Any, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Iterator, Mapping, Sequence
 
 import duckdb
-import numpy as np
 
 from ..errors import WarehouseError
 from .adapter import Adapter
 from .tables import Columns
+
+if TYPE_CHECKING:  # numpy is imported by the loads and inserts that use it, not before a run's first statement
+    import numpy as np
 
 # seconds a run waits for another process's lock on the DuckDB file (profile: lock_timeout)
 DEFAULT_LOCK_TIMEOUT = 60.0
@@ -78,6 +80,8 @@ class DuckDBAdapter(Adapter):
         return [r[0] for r in rows]
 
     def load_columns(self, relation: str, columns: Mapping[str, np.ndarray]) -> int:
+        import numpy as np
+
         schema, _, _ = relation.rpartition(".")
         if schema:
             self.ensure_schema(schema)
@@ -139,6 +143,8 @@ def _locked_message(path: str, text: str, waited: float) -> str:
 
 def _column(kind: str, values: list[Any]) -> np.ndarray:
     """A numpy column DuckDB reads with NULLs intact (NaN / NaT / None become NULL)."""
+    import numpy as np
+
     if kind in ("double", "bigint", "boolean"):
         return np.array([np.nan if v is None else float(v) for v in values], dtype="float64")
     if kind == "timestamp":
