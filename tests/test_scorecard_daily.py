@@ -44,25 +44,35 @@ def test_every_day_of_the_series_equals_a_run_as_of_that_day(project_and_target)
         assert units == sorted(units) and units[0] < units[-1]
 
 
-def test_incremental_runs_keep_the_series_exact_and_stateless_runs_leave_it(project_and_target, tmp_path):
+def test_daily_runs_extend_the_series_and_fill_skipped_days(project_and_target, tmp_path):
     project, target = project_and_target
     with connect(target) as adapter:
         run_experiment(project, target, adapter, EXPERIMENT, as_of=dt.date(2026, 10, 22), mode="incremental")
         first = _daily(adapter)
         assert max(first) == dt.date(2026, 10, 22)
-        inc = run_experiment(project, target, adapter, EXPERIMENT, as_of=dt.date(2026, 10, 25), mode="incremental",
-                             target_dir=tmp_path)
-        assert inc.note.startswith("reprocessing from 2026-10-21")
-        # the daily run computed the reprocessed days only, from the sealed bases + the days after them
-        sql = next(tmp_path.glob("compiled/*/duckdb/*publish_scorecard_daily.sql")).read_text()
-        assert "state__button_color_v3__base__events" in sql and "'2026-10-20' AS DATE) AS as_of" not in sql
-        assert "CAST('2026-10-21' AS DATE) AS as_of" in sql
+
+        # the next day's run adds its own result; the days before stay as recorded
+        day = run_experiment(project, target, adapter, EXPERIMENT, as_of=dt.date(2026, 10, 23), mode="incremental",
+                             target_dir=tmp_path / "a")
+        assert day.note.startswith("reprocessing from 2026-10-21")
+        assert not list(tmp_path.glob("a/compiled/*/duckdb/*publish_scorecard_daily.sql"))   # no extra statement
         daily = _daily(adapter)
-        assert max(daily) == dt.date(2026, 10, 25)
-        # days before the reprocessed ones are unchanged; new and reprocessed days are exact
-        assert_same_rows(first[dt.date(2026, 10, 18)], daily[dt.date(2026, 10, 18)], "an old day")
-        for day in (dt.date(2026, 10, 21), dt.date(2026, 10, 24), dt.date(2026, 10, 25)):
-            assert_same_rows(_as_of(project, target, adapter, day), daily[day], f"as of {day}")
+        assert sorted(daily) == sorted(first) + [dt.date(2026, 10, 23)]
+        for d in first:
+            assert_same_rows(first[d], daily[d], f"{d} as recorded")
+        assert_same_rows(_as_of(project, target, adapter, dt.date(2026, 10, 23)), daily[dt.date(2026, 10, 23)],
+                         "the day of the run")
+
+        # a skipped day (no run on 10-24): the run of 10-25 computes it from the state's bases + later rows
+        inc = run_experiment(project, target, adapter, EXPERIMENT, as_of=dt.date(2026, 10, 25), mode="incremental",
+                             target_dir=tmp_path / "b")
+        sql = next(tmp_path.glob("b/compiled/*/duckdb/*publish_scorecard_daily.sql")).read_text()
+        assert "state__button_color_v3__base__events" in sql
+        assert "CAST('2026-10-24' AS DATE) AS as_of" in sql and "'2026-10-23'" not in sql and "'2026-10-25'" not in sql
+        daily = _daily(adapter)
+        assert max(daily) == dt.date(2026, 10, 25) and len(daily) == 11
+        for d in (dt.date(2026, 10, 24), dt.date(2026, 10, 25)):
+            assert_same_rows(_as_of(project, target, adapter, d), daily[d], f"as of {d}")
         # stateless runs above wrote no series: the latest series is still the incremental run's
         rows = adapter.fetch("select distinct run_id from wn.scorecard_daily_latest")
         assert [r["run_id"] for r in rows] == [inc.run_id]

@@ -99,7 +99,7 @@ def decide(adapter: Adapter, schema: str, plan: AnalysisPlan, *, full_refresh: b
     spec = IncrementalSpec(since=since, exists=True, tables=tables, present=present, current=current, tag=tag,
                            fill=fill, sealed_before=sealed, seal_at=seal_at if reseal else None,
                            previous_run=row["run_id"],
-                           series_from=None if fill else _series_kept_until(adapter, schema, plan, row, since))
+                           series_from=None if fill else _series_recorded(adapter, schema, plan, row, through))
     note = f"reprocessing from {since} (last processed {through}, lookback {lookback_days} days)"
     if fill:
         note += "; backfilling " + ", ".join(f"{s}: {', '.join(c)}" for s, c in fill.items())
@@ -113,23 +113,25 @@ def series_key(plan: AnalysisPlan) -> str:
     return dataclasses.replace(plan, end=plan.start, as_of=plan.start.date()).fingerprint()
 
 
-def _series_kept_until(adapter: Adapter, schema: str, plan: AnalysisPlan, row: dict[str, Any],
-                       since: dt.date) -> dt.date | None:
-    """``since`` when the previous run's daily series holds every day before it and was
-    computed with the same metrics and settings (this run then computes the days from
-    ``since`` only); else None (every day again)."""
-    if row.get("series_key") != series_key(plan) or not adapter.table_columns(schema, "scorecard_daily"):
-        return None
+def _series_recorded(adapter: Adapter, schema: str, plan: AnalysisPlan, row: dict[str, Any],
+                     through: dt.date) -> dt.date | None:
+    """The first day of wn.scorecard_daily this run must add, when the previous run's series
+    holds every day from the start through ``through`` (its last day) and was computed with the
+    same metrics and settings: the days before it are kept as recorded.  None: compute every
+    day again."""
     start = plan.start.date()
-    if since <= start:
+    if row.get("series_key") != series_key(plan) or through < start \
+            or not adapter.table_columns(schema, "scorecard_daily"):
         return None
     kept = adapter.fetch(f"select count(distinct day) as days, min(day) as first from {schema}.scorecard_daily "
-                         f"where run_id = {adapter.placeholder} and day < {adapter.placeholder}",
-                         [row["run_id"], since])
+                         f"where run_id = {adapter.placeholder} and day <= {adapter.placeholder}",
+                         [row["run_id"], through])
     first = kept[0]["first"] if kept else None
     if first is not None and not isinstance(first, dt.date):
         first = dt.date.fromisoformat(str(first)[:10])
-    return since if kept and kept[0]["days"] == (since - start).days and first == start else None
+    if not kept or kept[0]["days"] != (through - start).days + 1 or first != start:
+        return None
+    return min(through + dt.timedelta(days=1), last_day(plan))
 
 
 def state_row(plan: AnalysisPlan, run_id: str, spec: IncrementalSpec, tables: dict[str, str]) -> list[Any]:

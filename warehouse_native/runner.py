@@ -30,8 +30,9 @@ from .sql.models import model_views
 from .sql.render import header
 from . import incremental
 from .warehouse import Adapter, as_warehouse_error, unit_metrics_table
+from .warehouse.keys import unit_keys
 from .warehouse.publish import Publication
-from .warehouse.tables import SCORECARD_DAILY, TABLES, scorecard_latest_view
+from .warehouse.tables import SCORECARD, SCORECARD_DAILY, TABLES, scorecard_latest_view
 
 if TYPE_CHECKING:  # the statistics (scipy) are imported when a run computes them, not by `wn compile`
     from .results import RunOutputs
@@ -132,6 +133,14 @@ def run_experiment(project: Project, target: Target, adapter: Adapter, experimen
         plan = build_plan(project, project.experiment(experiment), as_of=as_of, schema=schema)
         result.plan = plan
         _prepare(adapter, schema)
+        models = model_views(plan, adapter.dialect, schema)
+        for name, sql in models:
+            _timed(result, f"model:{name}", "create_view", lambda s=sql: adapter.execute(s), say)
+        # unit ids compared in their own type when every source agrees (needs the models in place)
+        plan = dataclasses.replace(plan, unit_keys=unit_keys(
+            adapter, [(plan.exposure.relation, plan.exposure.unit_column)]
+            + [(s.relation, s.unit_column) for s in plan.scans]))
+        result.plan = plan
         if mode == "stateless":
             compiled = compile_plan(plan, dialect=adapter.dialect, strategy=strategy, stage_prefix=stage)
         else:
@@ -140,13 +149,10 @@ def run_experiment(project: Project, target: Target, adapter: Adapter, experimen
                 tag=None if adapter.publishes_in_place else run_id.split("_")[-1])
             compiled = compile_incremental(plan, spec, dialect=adapter.dialect, stage_prefix=stage)
             say(result.note)
-        models = model_views(plan, adapter.dialect, schema)
         if target_dir is not None:
             paths = write_compiled(target_dir, experiment, adapter.dialect,
                                    compiled_files(plan, compiled, models, in_place=adapter.publishes_in_place))
             sql_dir = paths[0].parent if paths else None
-        for name, sql in models:
-            _timed(result, f"model:{name}", "create_view", lambda s=sql: adapter.execute(s), say)
         aggregates: list[dict[str, Any]] = []
         for stmt in compiled.statements:
             if stmt.action in ("create_table", "create_temp"):
@@ -254,9 +260,8 @@ def _publication(schema: str, plan: AnalysisPlan, result: RunResult, target: Tar
         return _run_row(result, "success", None, target, as_of)
 
     def daily_rows(adapter: Adapter) -> list[list[Any]]:
-        """wn.scorecard_daily: the statistics of each computed day's sufficient statistics, and
-        the previous series' rows of the days before (when this run computed only the days
-        it reprocessed)."""
+        """wn.scorecard_daily: the days the previous series recorded, as recorded; the days
+        computed from the state; and the last day, this run's own overall results."""
         from .results import build_outputs
 
         first = spec.series_from if spec else None
@@ -269,13 +274,16 @@ def _publication(schema: str, plan: AnalysisPlan, result: RunResult, target: Tar
                 r.update(run_id=result.run_id, computed_at=result.started_at)
                 rows.append([r[c] for c in names])
         by_day: dict[dt.date, list[dict[str, Any]]] = {day: [] for day in series_days(plan, first)}
-        for row in adapter.fetch(compiled.daily or ""):
+        for row in adapter.fetch(compiled.daily) if compiled.daily else []:
             day = row.pop(AS_OF)
             by_day.setdefault(day if isinstance(day, dt.date) else dt.date.fromisoformat(str(day)[:10]), []).append(row)
         for day, aggregates in sorted(by_day.items()):
             as_of = dataclasses.replace(plan, as_of=day, end=dt.datetime.combine(day + dt.timedelta(days=1), dt.time()))
             for r in build_outputs(as_of, aggregates, {}, run_id=result.run_id, computed_at=result.started_at).scorecard:
                 rows.append(r[:3] + [day] + r[3:])
+        overall = [c for c, _ in SCORECARD].index("dimension")
+        last = incremental.last_day(plan)
+        rows += [r[:3] + [last] + r[3:] for r in outputs.scorecard if r[overall] is None]
         return rows
 
     return Publication(
@@ -286,7 +294,7 @@ def _publication(schema: str, plan: AnalysisPlan, result: RunResult, target: Tar
         state_tables=compiled.state_tables,
         rows=[("metric_aggregates", outputs.metric_aggregates), ("scorecard", outputs.scorecard),
               ("health_checks", outputs.health)],
-        run_row=run_row, tag=result.run_id.split("_")[-1], series=daily_rows if compiled.daily else None)
+        run_row=run_row, tag=result.run_id.split("_")[-1], series=daily_rows if spec else None)
 
 
 def _run_row(result: RunResult, status: str, error: str | None, target: Target,

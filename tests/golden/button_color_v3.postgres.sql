@@ -5,7 +5,7 @@ CREATE TEMPORARY TABLE __wn_stage_exposures AS
 /* (the experiment and unit type are added by unit_metrics; rows tied at the first timestamp: any one of them) */
 WITH assignments AS (
   SELECT
-    CAST(src.user_id AS TEXT) AS unit_id,
+    src.user_id AS unit_id,
     COALESCE(CAST(src.group_name AS TEXT), '(null)') AS variant,
     src.ts AS exposed_at,
     src.country AS country
@@ -46,14 +46,30 @@ WITH __wn_scan__events AS (
       (
         s.event_name = 'visited_signup'
       ) AND s.ts < e.first_exposure_at) AS visited_signup__pre, /* metric visited_signup: flag, pre window */
-    COUNT(DISTINCT CAST(s.ts AS DATE)) FILTER(WHERE
-      (
-        s.event_name = 'session_start'
-      ) AND s.ts >= e.first_exposure_at) AS dau, /* metric dau: distinct_days, post window */
-    COUNT(DISTINCT CAST(s.ts AS DATE)) FILTER(WHERE
-      (
-        s.event_name = 'session_start'
-      ) AND s.ts < e.first_exposure_at) AS dau__pre, /* metric dau: distinct_days, pre window */
+    LENGTH(
+      REPLACE(
+        CAST(CAST(BIT_OR(CAST(1 AS BIGINT) << (
+          CAST(s.ts AS DATE) - CAST('2026-10-01' AS DATE)
+        )) FILTER(WHERE
+          (
+            s.event_name = 'session_start'
+          ) AND s.ts >= e.first_exposure_at) AS BIT(64)) AS TEXT),
+        '0',
+        ''
+      )
+    ) AS dau, /* metric dau: distinct_days, post window */
+    LENGTH(
+      REPLACE(
+        CAST(CAST(BIT_OR(CAST(1 AS BIGINT) << (
+          CAST(s.ts AS DATE) - CAST('2026-10-01' AS DATE)
+        )) FILTER(WHERE
+          (
+            s.event_name = 'session_start'
+          ) AND s.ts < e.first_exposure_at) AS BIT(64)) AS TEXT),
+        '0',
+        ''
+      )
+    ) AS dau__pre, /* metric dau: distinct_days, pre window */
     COUNT(*) FILTER(WHERE
       (
         s.event_name = 'signup_success'
@@ -94,14 +110,30 @@ WITH __wn_scan__events AS (
       (
         s.event_name = 'purchase'
       ) AND s.ts < e.first_exposure_at) AS avg_order_value__pre_den, /* metric avg_order_value: count, pre window */
-    COUNT(DISTINCT CAST(s.ts AS DATE)) FILTER(WHERE
-      (
-        s.event_name = 'session_start'
-      ) AND s.ts >= e.first_exposure_at) AS active_days, /* metric active_days: distinct_days, post window */
-    COUNT(DISTINCT CAST(s.ts AS DATE)) FILTER(WHERE
-      (
-        s.event_name = 'session_start'
-      ) AND s.ts < e.first_exposure_at) AS active_days__pre, /* metric active_days: distinct_days, pre window */
+    LENGTH(
+      REPLACE(
+        CAST(CAST(BIT_OR(CAST(1 AS BIGINT) << (
+          CAST(s.ts AS DATE) - CAST('2026-10-01' AS DATE)
+        )) FILTER(WHERE
+          (
+            s.event_name = 'session_start'
+          ) AND s.ts >= e.first_exposure_at) AS BIT(64)) AS TEXT),
+        '0',
+        ''
+      )
+    ) AS active_days, /* metric active_days: distinct_days, post window */
+    LENGTH(
+      REPLACE(
+        CAST(CAST(BIT_OR(CAST(1 AS BIGINT) << (
+          CAST(s.ts AS DATE) - CAST('2026-10-01' AS DATE)
+        )) FILTER(WHERE
+          (
+            s.event_name = 'session_start'
+          ) AND s.ts < e.first_exposure_at) AS BIT(64)) AS TEXT),
+        '0',
+        ''
+      )
+    ) AS active_days__pre, /* metric active_days: distinct_days, pre window */
     COUNT(DISTINCT s.event_name) FILTER(WHERE
       s.ts >= e.first_exposure_at) AS event_types_used, /* metric event_types_used: count_distinct, post window */
     COUNT(DISTINCT s.event_name) FILTER(WHERE
@@ -136,7 +168,7 @@ WITH __wn_scan__events AS (
       *
     FROM wn.stg_events
   ) AS s
-    ON CAST(s.user_id AS TEXT) = e.unit_id
+    ON s.user_id = e.unit_id
   WHERE
     s.ts >= CAST('2026-10-01 00:00:00' AS TIMESTAMP)
     AND s.ts < CAST('2026-10-30 00:00:00' AS TIMESTAMP)

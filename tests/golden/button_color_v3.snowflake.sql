@@ -5,7 +5,7 @@ CREATE TEMPORARY TABLE __wn_stage_exposures AS
 /* (the experiment and unit type are added by unit_metrics; rows tied at the first timestamp: any one of them) */
 WITH assignments AS (
   SELECT
-    CAST(src.user_id AS VARCHAR) AS unit_id,
+    src.user_id AS unit_id,
     COALESCE(CAST(src.group_name AS VARCHAR), '(null)') AS variant,
     src.ts AS exposed_at,
     src.country AS country
@@ -148,7 +148,7 @@ WITH __wn_scan__events AS (
       *
     FROM wn.stg_events
   ) AS s
-    ON CAST(s.user_id AS VARCHAR) = e.unit_id
+    ON s.user_id = e.unit_id
   WHERE
     s.ts >= CAST('2026-10-01 00:00:00' AS TIMESTAMPNTZ)
     AND s.ts < CAST('2026-10-30 00:00:00' AS TIMESTAMPNTZ)

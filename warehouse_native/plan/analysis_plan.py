@@ -124,6 +124,10 @@ class AnalysisPlan:
     prior_mean: float
     prior_sd: float
     models: tuple[tuple[str, str], ...] = field(default=())   # (name, rendered select) in run order
+    # how unit ids are compared across the exposure source and the metric sources: "" (in
+    # their own type; what `wn compile` assumes), the type family they share ("integer",
+    # "string", ...: found by `wn run`), or "text" (the families differ: both sides cast to text)
+    unit_keys: str = ""
 
     @property
     def scan_start(self) -> dt.datetime:

@@ -3,10 +3,15 @@
 For every day D from the experiment's start to the run's last day, the sufficient statistics
 a run with ``--as-of D`` would compute: the units first exposed by D (a unit seen in a second
 variant only after D still counts in its first), each with its values over the per-day state
-rows up to D, rates divided by the days up to D, winsorization caps of the units of D.  One
-statement reads the state's per-day rows once (running totals per unit, then one row per unit
-and day it is exposed) and groups by day and variant; nothing is re-scanned per day.  It reads
-the state as this run leaves it, so it runs while publishing, after the state is written.
+rows up to D, rates divided by the days up to D, winsorization caps of the units of D.
+
+The run's last day is the run's own result.  Days before it that an earlier run of the series
+recorded are kept as recorded; the others (every day before the last on a first run or a full
+refresh, days a skipped daily run left out) come from one statement over the state's per-day
+rows (running totals per unit, one row per unit and day it is exposed, grouped by day and
+variant): nothing is re-scanned per day.  It reads the state as this run leaves it, so it runs
+while publishing, after the state is written.  Its cost grows with units x days (see
+benchmarks/RESULTS.md): a daily run that extends the series adds no statement at all.
 """
 
 from __future__ import annotations
@@ -24,21 +29,28 @@ _ROLLUP = {"count": "sum", "sum": "sum", "flag": "max", "distinct_days": "sum"}
 AS_OF = "as_of"
 
 
+def last_day(plan: AnalysisPlan) -> dt.date:
+    return (plan.end - dt.timedelta(days=1)).date()
+
+
 def series_days(plan: AnalysisPlan, first: dt.date | None = None) -> list[dt.date]:
-    """The days with results: from the experiment's start (or ``first``) to the analysis's last day."""
-    first, last = first or plan.start.date(), (plan.end - dt.timedelta(days=1)).date()
-    return [first + dt.timedelta(days=k) for k in range((last - first).days + 1)]
+    """The days from ``first`` (default: the experiment's start) up to, not including, the
+    analysis's last day: the days a run computes from the state."""
+    first = first or plan.start.date()
+    return [first + dt.timedelta(days=k) for k in range((last_day(plan) - first).days)]
 
 
 def compile_daily(plan: AnalysisPlan, tables: dict[str, str], dialect: str, *, first: dt.date | None = None,
-                  seal: dt.date | None = None) -> str:
-    """One query: per day and variant, every metric's sufficient statistics as of that day.
-
-    ``tables``: the incremental state's tables by kind, as the run leaves them.  ``first``: the
-    first day to compute (default: the start; a daily run computes only the days it
-    reprocessed and keeps the earlier ones).  ``seal``: read the sealed per-unit bases for the
-    days before it instead of those days' rows (needs ``first >= seal - 1``)."""
-    if seal is not None and (first is None or first < seal - dt.timedelta(days=1)):
+                  seal: dt.date | None = None) -> str | None:
+    """One query: per day from ``first`` (default: the start) to the day before the analysis's
+    last day, and per variant, every metric's sufficient statistics as of that day; None when
+    there is no such day.  ``tables``: the incremental state's tables by kind, as the run
+    leaves them.  ``seal``: read the sealed per-unit bases for the days before it instead of
+    those days' rows (used only when ``first >= seal - 1``)."""
+    days = series_days(plan, first)
+    if not days:
+        return None
+    if seal is not None and days[0] < seal - dt.timedelta(days=1):
         seal = None   # a day before the base's last day needs the per-day rows
     sources, refs = [], {}
     for i, scan in enumerate(plan.scans):
@@ -57,7 +69,7 @@ def compile_daily(plan: AnalysisPlan, tables: dict[str, str], dialect: str, *, f
         return _finish(c, refs[c.name], plan, end=("e.end_date", "e.end_at"))
 
     units = _ENV.get_template("incremental/daily.sql.j2").render(
-        plan=plan, days=series_days(plan, first), exposure_days=tables["exposure_days"], sources=sources,
+        plan=plan, days=days, exposure_days=tables["exposure_days"], sources=sources,
         seal=seal, base_day=seal - dt.timedelta(days=1) if seal else None, exposure_base=tables.get("exposure_base"),
         date=date, literal=literal, rollup=lambda c: _ROLLUP[c.agg], finish=finish)
     aggregates = _parse(_aggregates_select(plan, {"unit_metrics": "daily_units"}, by=AS_OF), "daily")

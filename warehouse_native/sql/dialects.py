@@ -26,6 +26,13 @@ LIVE_DIALECTS = ("duckdb", "postgres", "spark")
 # picked in the GROUP BY itself; the others get the portable ROW_NUMBER() form
 ARG_MIN_DIALECTS = ("duckdb",)
 
+# engines whose bit aggregates make "distinct days with a row" a per-unit bitmask of day
+# indexes (bit_or of 1 << day, then bit_count): exact, and about twice as fast as COUNT(DISTINCT
+# date) in DuckDB.  The others count distinct dates.  (PostgreSQL has bit_or but no bit_count
+# for bigint: see _bit_count_as_postgres.)
+BITMASK_DIALECTS = ("duckdb", "postgres", "spark", "databricks")
+BITMASK_WORD = 63   # day indexes per bigint word (bits 0..62: no shift into the sign bit)
+
 # engines whose temporary "tables" are views recomputed on every read (Spark, Databricks):
 # wn writes ``CACHE TABLE name AS SELECT`` there, which computes the rows once, eagerly
 CACHED_TEMP_DIALECTS = ("spark", "databricks")
@@ -39,9 +46,20 @@ def _percentile_as_spark(node: exp.Expression) -> exp.Expression:
     return node
 
 
+def _bit_count_as_postgres(node: exp.Expression) -> exp.Expression:
+    """``bit_count(x)`` of a bigint -> the number of 1s in its 64-bit string (PostgreSQL has
+    bit_count only for bit strings and bytea)."""
+    if isinstance(node, exp.Anonymous) and str(node.this).lower() == "bit_count" and len(node.expressions) == 1:
+        bits = exp.cast(exp.cast(node.expressions[0], exp.DataType.build("bit(64)", dialect="postgres")), "text")
+        ones = exp.Anonymous(this="replace", expressions=[bits, exp.Literal.string("0"), exp.Literal.string("")])
+        return exp.Length(this=ones)
+    return node
+
+
 _REWRITES: dict[str, tuple[Callable[[exp.Expression], exp.Expression], ...]] = {
     "spark": (_percentile_as_spark,),
     "databricks": (_percentile_as_spark,),
+    "postgres": (_bit_count_as_postgres,),
 }
 
 

@@ -75,6 +75,7 @@ def state_key(plan: AnalysisPlan) -> str:
     """Everything that, when changed, invalidates the whole state."""
     blob = json.dumps({"exposure": plan.exposure.__dict__, "start": str(plan.start), "unit": plan.unit_type,
                        "dims": plan.dimensions, "cuped_days": plan.cuped_days, "variants": plan.variants,
+                       **({"unit_keys": plan.unit_keys} if plan.unit_keys else {}),
                        "exposure_sql": relation_definition(plan, plan.exposure.relation)},
                       sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
@@ -125,8 +126,8 @@ class IncrementalSpec:
     # None: this run rewrites the state tables in place (in the publish transaction); else the
     # tables it rewrites get new names ending in ``_<tag>`` (engines that publish by pointer)
     tag: str | None = None
-    # wn.scorecard_daily: the first day this run computes (None: every day), the days before
-    # it are the previous series' rows, those of ``previous_run``
+    # wn.scorecard_daily: the first day this run adds (None: every day); the days before it are
+    # kept as ``previous_run`` recorded them
     series_from: dt.date | None = None
     previous_run: str | None = None
     fill: dict[str, tuple[str, ...]] = field(default_factory=dict)  # source -> columns to backfill
@@ -232,7 +233,7 @@ def compile_incremental(plan: AnalysisPlan, spec: IncrementalSpec, *, dialect: s
                       pre_cols=[c for c in scan.columns if c.window == "pre"])
         fill = set(spec.fill.get(scan.source, ()))
         prefix = f"{stage_prefix}_{i}"
-        ctx = _Ctx(plan, spec, exposures, add, state, old)
+        ctx = _Ctx(plan, spec, exposures, add, state, old, dialect)
         _post_state(ctx, src, fill, prefix)
         _value_state(ctx, src, fill, prefix)
         _pre_state(ctx, src, fill, prefix)
@@ -250,8 +251,7 @@ def compile_incremental(plan: AnalysisPlan, spec: IncrementalSpec, *, dialect: s
                         {"unit_metrics": "inline; published as a view over the state"},
                         relations={"exposures": exposures}, unit_view=view,
                         state_writes=tuple(writes), state_tables=after,
-                        daily=compile_daily(plan, after, dialect, first=spec.series_from,
-                                            seal=spec.sealed_after if spec.series_from else None))
+                        daily=compile_daily(plan, after, dialect, first=spec.series_from, seal=spec.sealed_after))
 
 
 def _unit_metrics_sql(plan: AnalysisPlan, sources: list[_Source], since: dt.date, since_ts: dt.datetime,
@@ -335,6 +335,7 @@ class _Ctx:
     add: object
     state: object
     old: object
+    dialect: str = "duckdb"
 
 
 def _post_state(ctx: _Ctx, src: _Source, fill: set[str], prefix: str) -> None:
@@ -344,7 +345,7 @@ def _post_state(ctx: _Ctx, src: _Source, fill: set[str], prefix: str) -> None:
     tmpl = _ENV.get_template("incremental/unit_days.sql.j2")
 
     def days(cols, lo, hi, step, relation, temp=True):
-        return ctx.add(step, tmpl.render(scan=scan, cols=cols, lo=lo, hi=hi, lo_ts=lo, hi_ts=hi, ts=ts,
+        return ctx.add(step, tmpl.render(plan=plan, scan=scan, cols=cols, lo=lo, hi=hi, lo_ts=lo, hi_ts=hi, ts=ts,
                                          exposures=ctx.exposures, prefilter=prefilter(cols),
                                          partial=lambda c: _day_partial(c, plan, scan.timestamp)), relation,
                        temp=temp)
@@ -394,7 +395,7 @@ def _value_state(ctx: _Ctx, src: _Source, fill: set[str], prefix: str) -> None:
     tmpl = _ENV.get_template("incremental/unit_values.sql.j2")
 
     def values(cols, lo, hi, step, relation):   # read in this session only
-        return ctx.add(step, tmpl.render(scan=scan, cols=cols, lo=lo, hi=hi, lo_ts=lo, hi_ts=hi, ts=ts,
+        return ctx.add(step, tmpl.render(plan=plan, scan=scan, cols=cols, lo=lo, hi=hi, lo_ts=lo, hi_ts=hi, ts=ts,
                                          exposures=ctx.exposures, literal=literal,
                                          condition=lambda c: _condition(c, plan, scan.timestamp),
                                          value=lambda c: qualify(c.value, "s")), relation, temp=True)
@@ -442,7 +443,7 @@ def _pre_state(ctx: _Ctx, src: _Source, fill: set[str], prefix: str) -> None:
         return ctx.add(step, tmpl.render(scan=scan, cols=cols, new_units=new_units, since=spec.since,
                                          since_ts=spec.since_ts, lo_ts=lo, hi_ts=hi, ts=ts, plan=plan,
                                          exposures=ctx.exposures, prefilter=prefilter(cols),
-                                         aggregate=lambda c: _aggregate(c, plan, scan.timestamp)), relation,
+                                         aggregate=lambda c: _aggregate(c, plan, scan.timestamp, ctx.dialect)), relation,
                        temp=temp)
 
     old_pre = ctx.old(key)
