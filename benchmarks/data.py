@@ -333,10 +333,7 @@ def write_project(root: str | Path, db_path: str | Path, n_metrics: int, dimensi
     root = Path(root)
     (root / "metrics").mkdir(parents=True, exist_ok=True)
     (root / "experiments").mkdir(parents=True, exist_ok=True)
-    (root / "profiles.yml").write_text(
-        "wn_bench:\n  target: bench\n  outputs:\n    bench:\n      type: duckdb\n"
-        f"      path: \"{Path(db_path).resolve()}\"\n      schema: wn\n"
-        f"      threads: {threads}\n      memory_limit: {memory_limit}\n")
+    (root / "profiles.yml").write_text(profiles_yml(db_path, memory_limit=memory_limit, threads=threads))
     (root / "metrics" / "sources.yml").write_text(SOURCES_YML)
     metrics = metric_set(n_metrics)
     names = [m["name"] for m in metrics]
@@ -346,10 +343,25 @@ def write_project(root: str | Path, db_path: str | Path, n_metrics: int, dimensi
             assert m["numerator"] in names and m["denominator"] in names
     (root / "metrics" / "bench.yml").write_text(
         "metrics:\n" + "\n\n".join(_metric_yaml(m) for m in catalog) + "\n")
+    (root / "experiments" / f"{EXPERIMENT_NAME}.yml").write_text(experiment_yml(cfg, names, dimension=dimension))
+    return root
+
+
+def profiles_yml(db_path: str | Path, *, memory_limit: str = "4GB", threads: int = 2) -> str:
+    """profiles.yml of a benchmark project: one DuckDB target over ``db_path``."""
+    return ("wn_bench:\n  target: bench\n  outputs:\n    bench:\n      type: duckdb\n"
+            f"      path: \"{Path(db_path).resolve()}\"\n      schema: wn\n"
+            f"      threads: {threads}\n      memory_limit: {memory_limit}\n")
+
+
+def experiment_yml(cfg: DemoConfig, names: list[str], *, dimension: bool, cuped: bool = True,
+                   cuped_days: int = 14) -> str:
+    """The benchmark experiment ``bench``: the demo's variants, the first metric primary, the
+    others secondary, slices by ``country`` or none."""
     variants = "\n".join(
         f"    - {{name: {v}{', control: true' if i == 0 else ''}, weight: {w}}}"
         for i, (v, w) in enumerate(zip(S.EXPERIMENT_VARIANTS, S.EXPERIMENT_WEIGHTS)))
-    (root / "experiments" / f"{EXPERIMENT_NAME}.yml").write_text(f"""\
+    return f"""\
 experiment:
   name: {EXPERIMENT_NAME}
   unit: user_id
@@ -361,9 +373,8 @@ experiment:
   primary_metrics: [{names[0]}]
   secondary_metrics: [{', '.join(names[1:])}]
   dimensions: [{'country' if dimension else ''}]
-  analysis: {{confidence: 0.95, cuped: true, cuped_days: 14, correction: holm}}
-""")
-    return root
+  analysis: {{confidence: 0.95, cuped: {'true' if cuped else 'false'}, cuped_days: {cuped_days}, correction: holm}}
+"""
 
 
 def as_of(cfg: DemoConfig) -> dt.date:

@@ -59,12 +59,12 @@ from warehouse_native.warehouse.tables import METRIC_AGGREGATES, MOMENTS
 
 from . import data as D
 from . import queries as Q
+from .snapshot import CODE_DIR, reexec_in_snapshot
 
-# When running from a code snapshot (see _snapshot), results and data stay in the real
+# When running from a code snapshot (see snapshot.py), results and data stay in the real
 # benchmarks/ folder, named by WN_BENCH_HOME.
 HERE = Path(os.environ.get("WN_BENCH_HOME") or Path(__file__).resolve().parent)
 RESULTS_DIR = HERE / "results"
-CODE_DIR = Path(__file__).resolve().parent.parent   # the folder holding the imported packages
 STRATEGIES = ("cte", "temp", "auto")
 ALL_CASES = ("ref", "ref_plain", "ref_coded", "cte", "temp", "auto", "pm", "pm_self", "refresh", "incr")
 WN_MODES = {"refresh": "full-refresh", "incr": "incremental"}   # (b): wn runs that keep state
@@ -98,7 +98,22 @@ def machine_info() -> dict[str, Any]:
 
 # -- cases -----------------------------------------------------------------------------
 
-class Bench:
+class Connected:
+    """One warehouse connection to ``self.target``, opened and closed around a pass."""
+
+    target = None
+    adapter = None
+
+    def open(self) -> None:
+        self.adapter = connect(self.target)
+
+    def close(self) -> None:
+        if self.adapter is not None:
+            self.adapter.close()
+            self.adapter = None
+
+
+class Bench(Connected):
     """Everything a case needs: projects per cell, the target, the data window."""
 
     def __init__(self, db: Path, cfg, workdir: Path, metrics: list[int], dims: list[int],
@@ -114,15 +129,6 @@ class Bench:
                                                      memory_limit=memory_limit, threads=threads)
         self.projects = {k: load_project(r) for k, r in self.roots.items()}
         self.target = load_target(next(iter(self.roots.values())))
-        self.adapter = None
-
-    def open(self) -> None:
-        self.adapter = connect(self.target)
-
-    def close(self) -> None:
-        if self.adapter is not None:
-            self.adapter.close()
-            self.adapter = None
 
     # each case returns (seconds, payload)
     def wn(self, cell, strategy: str, mode: str | None = None, as_of: dt.date | None = None):
@@ -149,16 +155,8 @@ class Bench:
         setup, queries, teardown = Q.per_metric_sqls(D.metric_set(n), self.win, bool(d),
                                                      shared_exposures=shared)
         t0 = time.perf_counter()
-        for s in setup:
-            self.adapter.execute(s)
-        merged: dict[tuple, dict] = {}
-        for _name, sql in queries:
-            for row in self.adapter.fetch(sql):
-                key = (row["variant"], row["dimension"], row["dimension_value"])
-                merged.setdefault(key, {}).update(row)
-        for s in teardown:
-            self.adapter.execute(s)
-        return time.perf_counter() - t0, list(merged.values())
+        rows = run_per_metric(self.adapter, setup, queries, teardown)
+        return time.perf_counter() - t0, rows
 
     def timed_case(self, case: str, cell):
         """(wall seconds, CPU seconds of this process and all its threads, payload)."""
@@ -180,6 +178,20 @@ class Bench:
         if case == "pm_self":
             return self.pm(cell, False)
         raise ValueError(case)
+
+
+def run_per_metric(adapter, setup: list[str], queries: list[tuple[str, str]], teardown: list[str]) -> list[dict]:
+    """Run one-query-per-metric statements; the rows of all queries merged per slice."""
+    for s in setup:
+        adapter.execute(s)
+    merged: dict[tuple, dict] = {}
+    for _name, sql in queries:
+        for row in adapter.fetch(sql):
+            key = (row["variant"], row["dimension"], row["dimension_value"])
+            merged.setdefault(key, {}).update(row)
+    for s in teardown:
+        adapter.execute(s)
+    return list(merged.values())
 
 
 def wn_aggregates(result) -> dict[tuple, dict[str, float]]:
@@ -327,8 +339,6 @@ def _timed(fn):
 
 def child_main(spec: dict) -> None:
     """Run one case once in this (fresh) process and print a JSON line."""
-    import resource
-
     cfg = D.demo_config(spec["users"], spec["days"], spec["scale"], spec["seed"])
     workdir = Path(spec["workdir"])
     cell = tuple(spec["cell"])
@@ -351,15 +361,51 @@ def child_main(spec: dict) -> None:
         status, error = "error", f"{type(exc).__name__}: {exc}"[:2000]
     finally:
         bench.close()
+    child_report({"case": case, "status": status, "error": error, "seconds": secs})
+
+
+def child_report(result: dict) -> None:
+    """A child's last act: print ``result`` with its own peak RSS (``VmHWM``) as one JSON line."""
     self_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     hwm_kib = None
     with open("/proc/self/status") as f:
         for line in f:
             if line.startswith("VmHWM:"):
                 hwm_kib = int(line.split()[1])
-    print("CHILD_RESULT " + json.dumps({"case": case, "status": status, "error": error,
-                                         "seconds": secs, "self_maxrss_kib": self_kib,
-                                         "vmhwm_kib": hwm_kib}), flush=True)
+    print("CHILD_RESULT " + json.dumps({**result, "self_maxrss_kib": self_kib, "vmhwm_kib": hwm_kib}),
+          flush=True)
+
+
+def run_child(module: str, spec: dict) -> dict:
+    """Run ``python -m <module> --child <spec>`` in a fresh process (from the code under test),
+    reap it with ``os.wait4`` and return what it reported (:func:`child_report`) with
+    ``peak_rss_mib``, ``exit``, ``wall_s`` (and ``status``/``error`` when it crashed)."""
+    t0 = time.perf_counter()
+    # stdout/stderr go to files so that the child can be reaped with os.wait4, which
+    # returns that child's own rusage (RUSAGE_CHILDREN would be a running maximum)
+    with tempfile.TemporaryFile("w+") as fout, tempfile.TemporaryFile("w+") as ferr:
+        proc = subprocess.Popen([sys.executable, "-m", module, "--child", json.dumps(spec)],
+                                cwd=str(CODE_DIR), stdout=fout, stderr=ferr)
+        _pid, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        fout.seek(0)
+        ferr.seek(0)
+        stdout, stderr = fout.read(), ferr.read()
+    wall = time.perf_counter() - t0
+    res = {"exit": proc.returncode, "wait4_maxrss_mib": round(usage.ru_maxrss / 1024, 1),
+           "wall_s": round(wall, 2)}
+    for line in stdout.splitlines():
+        if line.startswith("CHILD_RESULT "):
+            res.update(json.loads(line[len("CHILD_RESULT "):]))
+    # Linux carries the RSS high-water mark of the process image replaced by exec into
+    # ru_maxrss (and subprocess forks/vforks this big parent), so wait4's ru_maxrss is at
+    # least the parent's own peak. VmHWM belongs to the child's new address space only.
+    hwm = res.get("vmhwm_kib")
+    res["peak_rss_mib"] = round(hwm / 1024, 1) if hwm else res["wait4_maxrss_mib"]
+    if proc.returncode != 0 and "status" not in res:
+        res["status"] = "crashed"
+        res["error"] = stderr[-2000:]
+    return res
 
 
 def memory_pass(args, cells, cases: list[str], workdir: Path) -> list[dict]:
@@ -371,31 +417,8 @@ def memory_pass(args, cells, cases: list[str], workdir: Path) -> list[dict]:
                     "memory_limit": args.memory_limit, "threads": args.threads,
                     "workdir": str(workdir / f"child_{case}")}
             log(f"memory: {case} ({cell[0]} metrics, {cell[1]} dimension) in a child process")
-            t0 = time.perf_counter()
-            # stdout/stderr go to files so that the child can be reaped with os.wait4, which
-            # returns that child's own rusage (RUSAGE_CHILDREN would be a running maximum)
-            with tempfile.TemporaryFile("w+") as fout, tempfile.TemporaryFile("w+") as ferr:
-                proc = subprocess.Popen([sys.executable, "-m", "benchmarks.run_benchmarks", "--child",
-                                         json.dumps(spec)], cwd=str(CODE_DIR), stdout=fout, stderr=ferr)
-                _pid, status, usage = os.wait4(proc.pid, 0)
-                proc.returncode = os.waitstatus_to_exitcode(status)
-                fout.seek(0)
-                ferr.seek(0)
-                stdout, stderr = fout.read(), ferr.read()
-            wall = time.perf_counter() - t0
-            res = {"case": case, "metrics": cell[0], "dimension": cell[1], "exit": proc.returncode,
-                   "wait4_maxrss_mib": round(usage.ru_maxrss / 1024, 1), "wall_s": round(wall, 2)}
-            for line in stdout.splitlines():
-                if line.startswith("CHILD_RESULT "):
-                    res.update(json.loads(line[len("CHILD_RESULT "):]))
-            # Linux carries the RSS high-water mark of the process image replaced by exec into
-            # ru_maxrss (and subprocess forks/vforks this big parent), so wait4's ru_maxrss is at
-            # least the parent's own peak. VmHWM belongs to the child's new address space only.
-            hwm = res.get("vmhwm_kib")
-            res["peak_rss_mib"] = round(hwm / 1024, 1) if hwm else res["wait4_maxrss_mib"]
-            if proc.returncode != 0 and "status" not in res:
-                res["status"] = "crashed"
-                res["error"] = stderr[-2000:]
+            res = {"case": case, "metrics": cell[0], "dimension": cell[1],
+                   **run_child("benchmarks.run_benchmarks", spec)}
             log(f"  {case}: {res.get('status')} peak RSS {res['peak_rss_mib']} MiB, "
                 f"case {res.get('seconds') or 0:.1f}s" + (f" ({res.get('error')})" if res.get("error") else ""))
             out.append(res)
@@ -446,59 +469,13 @@ def parse_args(argv=None):
     return args
 
 
-def _git(*cmd: str, cwd: Path) -> str:
-    return subprocess.run(["git", *cmd], cwd=cwd, capture_output=True, text=True, check=True).stdout
-
-
-def _snapshot(code: str) -> Path:
-    """Copy the code under test into a private folder, so that edits made to the work tree
-    while the benchmark runs (Jinja templates are read lazily!) cannot mix two versions.
-    ``code``: ``worktree`` (the files as they are now) or a git revision (``HEAD``, a hash)."""
-    import shutil
-
-    repo = Path(__file__).resolve().parent.parent
-    dest = Path(tempfile.mkdtemp(prefix="wn_bench_code_"))
-    if code == "worktree":
-        shutil.copytree(repo / "warehouse_native", dest / "warehouse_native",
-                        ignore=shutil.ignore_patterns("__pycache__"))
-    else:
-        archive = subprocess.run(["git", "archive", code, "warehouse_native"], cwd=repo,
-                                 capture_output=True, check=True).stdout
-        subprocess.run(["tar", "-x", "-C", str(dest)], input=archive, check=True)
-    shutil.copytree(repo / "benchmarks", dest / "benchmarks",
-                    ignore=shutil.ignore_patterns("__pycache__", ".data", "results", "*.md"))
-    return dest
-
-
-def code_info(code: str) -> dict[str, Any]:
-    repo = Path(os.environ.get("WN_BENCH_REPO") or CODE_DIR)
-    info: dict[str, Any] = {"code": code}
-    try:
-        info["head"] = _git("rev-parse", "--short", "HEAD", cwd=repo).strip()
-        info["rev"] = _git("rev-parse", "--short", code, cwd=repo).strip() if code != "worktree" else None
-        info["subject"] = _git("log", "-1", "--format=%s", code if code != "worktree" else "HEAD", cwd=repo).strip()
-        if code == "worktree":
-            info["dirty"] = [l[3:] for l in _git("status", "--porcelain", "warehouse_native",
-                                                   cwd=repo).splitlines()]
-    except (subprocess.CalledProcessError, FileNotFoundError) as exc:
-        info["error"] = str(exc)
-    return info
-
-
 def main(argv=None) -> int:
     args = parse_args(argv)
     if args.child:
         child_main(json.loads(args.child))
         return 0
     if not os.environ.get("WN_BENCH_SNAPSHOT"):
-        info = code_info(args.code)   # before the copy: the work tree may move on meanwhile
-        snap = _snapshot(args.code)
-        env = dict(os.environ, WN_BENCH_SNAPSHOT=str(snap), WN_BENCH_HOME=str(HERE),
-                   WN_BENCH_REPO=str(CODE_DIR), PYTHONPATH=str(snap), WN_BENCH_CODE=json.dumps(info))
-        log(f"benchmarking code '{args.code}' copied to {snap}")
-        os.chdir(snap)
-        os.execve(sys.executable, [sys.executable, "-m", "benchmarks.run_benchmarks",
-                                   *(sys.argv[1:] if argv is None else argv)], env)
+        reexec_in_snapshot("benchmarks.run_benchmarks", args.code, sys.argv[1:] if argv is None else argv)
     import warehouse_native
 
     assert Path(warehouse_native.__file__).resolve().is_relative_to(CODE_DIR), warehouse_native.__file__
