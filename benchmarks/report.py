@@ -297,9 +297,148 @@ def render_postgres(runs: list[dict]) -> str:
     return "\n".join(out) + "\n"
 
 
+TARGET_MATRIX = {"stateless/ref": 1.2, "refresh/ref": 1.4, "incr/refresh": 0.2}
+
+
+def _mib(x) -> str:
+    return "–" if x is None else f"{x:,.0f}"
+
+
+def _scan_cell(s: dict | None) -> str:
+    if not s:
+        return "–"
+    return f"{s['scans']} / {s['rows_scanned']:,} / {s['rows_out']:,}"
+
+
+def render_matrix(runs: list[dict]) -> str:
+    """The benchmark matrix (``benchmarks/matrix.py``, issue 10): one table row per cell."""
+    runs = sorted(runs, key=lambda r: r["started_at"], reverse=True)   # newest first, then complete
+    runs = sorted(runs, key=lambda r: (r["settings"].get("quick", False), r.get("partial", False)))   # full-size runs first
+    out = ["## Matrix: wn against the hand-written single pass, cell by cell (`benchmarks/matrix.py`)\n",
+           "Issue 10's targets, at 1M exposed users / 20M+ events on 2 cores: wn stateless ≤ "
+           f"{TARGET_MATRIX['stateless/ref']}× the hand-written single pass in every cell, wn full refresh ≤ "
+           f"{TARGET_MATRIX['refresh/ref']}× the same reference, the incremental run after one new day on a "
+           f"28-day history ≤ {TARGET_MATRIX['incr/refresh']}× a full refresh. Ratios of median wall times "
+           "(CPU-time ratios in brackets); `per-metric / stateless` (one query per metric) has no target. "
+           "Cells and cases: `benchmarks/README.md`, \"Matrix\". No winsorization or metric windows in any "
+           "cell.\n"]
+    for res in runs:
+        d, m, st = res["data"], res["machine"], res["settings"]
+        code = res.get("code") or {}
+        what = (f"git {code.get('rev')}" if code.get("code") not in (None, "worktree")
+                else f"work tree at HEAD {code.get('head')}"
+                + (f" + uncommitted changes in {', '.join(code.get('dirty') or [])}" if code.get("dirty") else " (clean)"))
+        out.append(f"### {res['label']}{' (partial)' if res.get('partial') else ''}\n")
+        out.append(f"- wn code measured: {what} — \"{code.get('subject', '?')}\"")
+        out.append(f"- data: {d['users']:,} generated users, **{d['exposed_users']:,} exposed**, "
+                   f"**{d['events_rows']:,} events**, {d['days']} days (experiment {d['experiment_start']} to "
+                   f"{d['experiment_end']}: a {(_date(d['experiment_end']) - _date(d['experiment_start'])).days + 1}-day "
+                   f"history), scale {d['scale']:g}; DuckDB file {_gib(d['file_bytes'])}")
+        out.append(f"- machine: {m['nproc']} cores ({m['cpu']}), {m['ram_gib']} GiB RAM; DuckDB {m['duckdb']}, "
+                   f"Python {m['python']}; profile `threads: {st['threads']}`, `memory_limit: {st['memory_limit']}`; "
+                   f"{st['repeats']} timed round(s) after 1 warm-up, median")
+        sec = res.get("seconds", {})
+        out.append(f"- started {res['started_at']}, took {sec.get('total', 0) / 60:.0f} min; load average at the end "
+                   f"{', '.join(f'{x:.1f}' for x in res['load_avg_end'])}; reproduce: `{res['command']}`\n")
+        out.append("| cell | what | ref s | stateless s | refresh s | incr s | per-metric s | stateless / ref ≤ 1.2 "
+                   "| refresh / ref ≤ 1.4 | incr / refresh ≤ 0.2 | per-metric / stateless | checks |")
+        out.append("|---|---|---:|---:|---:|---:|---:|---|---|---|---|---|")
+        worst: dict[str, float] = {}
+        for cell in res["timing"]:
+            med, r, cr = cell["median"], cell["ratios"], cell["cpu_ratios"]
+
+            def rat(key, target=None):
+                v = r.get(key)
+                if v is None:
+                    return "–"
+                if target is not None:
+                    worst[key] = max(worst.get(key, 0.0), v)
+                mark = f" {_ok(v, target, False)}" if target else ""
+                return f"{_x(v)}{mark} [{_x(cr.get(key))}]"
+
+            ref = cell.get("ref_case")
+            bad = [k for k, v in cell["checks"].items() if not v.startswith("ok")]
+            checks = "all equal" if not bad else "MISMATCH: " + ", ".join(bad)
+            out.append(f"| `{cell['cell']}` | {cell['what']} ({cell['describe']}) | {_s(med.get(ref))}"
+                       f"{' (' + ref + ')' if ref and ref != 'ref' else ''} | {_s(med.get('stateless'))} "
+                       f"| {_s(med.get('refresh'))} | {_s(med.get('incr'))} | {_s(med.get('per_metric'))} | "
+                       + " | ".join(rat(k, TARGET_MATRIX.get(k)) for k in
+                                    ("stateless/ref", "refresh/ref", "incr/refresh", "per_metric/stateless"))
+                       + f" | {checks} |")
+        if worst:
+            out.append("| **worst cell** | | | | | | | " + " | ".join(
+                f"**{_x(worst[k])}** {_ok(worst[k], TARGET_MATRIX[k], False)}" if k in worst else "–"
+                for k in ("stateless/ref", "refresh/ref", "incr/refresh")) + " | | |")
+        out.append("\n`checks`: before timing, every number of the reference, the per-metric queries, the full "
+                   "refresh and the incremental run was compared with wn's stateless `metric_aggregates` for the "
+                   "same cell (relative 1e-9).\n")
+
+        scans = [c for c in res["timing"] if c.get("scans")]
+        if scans:
+            out.append("**Source scans** (DuckDB JSON profiling of one untimed run each; table scans of the raw "
+                       "tables: scans / rows scanned / rows out of the scans after pushed-down filters):\n")
+            out.append("| cell | wn stateless | one query per metric | reference | per-metric / wn rows scanned "
+                       "| per-metric / stateless wall |")
+            out.append("|---|---:|---:|---:|---:|---:|")
+            for cell in scans:
+                sc = cell["scans"]
+                w, p = sc.get("stateless"), sc.get("per_metric")
+                rr = _x(p["rows_scanned"] / w["rows_scanned"]) if (w and p and w["rows_scanned"]) else "–"
+                out.append(f"| `{cell['cell']}` | {_scan_cell(w)} | {_scan_cell(p)} | {_scan_cell(sc.get('ref'))} "
+                           f"| {rr} | {_x(cell['ratios'].get('per_metric/stateless'))} |")
+            out.append("")
+
+        if res.get("memory"):
+            cases = [c for c in ("ref", "stateless", "refresh", "incr", "per_metric")
+                     if any(r_["case"] == c for r_ in res["memory"])]
+            out.append("**Peak RSS** (MiB; each case once in a fresh child process, `VmHWM`):\n")
+            out.append("| cell | " + " | ".join(cases) + " |")
+            out.append("|---|" + "---:|" * len(cases))
+            by = {(r_["cell"], r_["case"]): r_ for r_ in res["memory"]}
+            for cell in res["timing"]:
+                row = []
+                for c in cases:
+                    r_ = by.get((cell["cell"], c))
+                    if r_ is None:
+                        row.append("–")
+                    else:
+                        ok = r_.get("status") in ("ok", "success")
+                        row.append(_mib(r_.get("peak_rss_mib")) + ("" if ok else f" ({r_.get('status')})"))
+                out.append(f"| `{cell['cell']}` | " + " | ".join(row) + " |")
+            out.append("")
+
+        out.append("**Where wn's time goes** (median s per step; `wn.runs.steps`):\n")
+        keys = []
+        for cell in res["timing"]:
+            for k in cell["steps"].get("stateless", {}):
+                if k not in keys and not k.startswith("scan__"):
+                    keys.append(k)
+        out.append("| cell | stateless: " + " | ".join(keys) + " | refresh: largest steps | incr: largest steps |")
+        out.append("|---|" + "---:|" * len(keys) + "---|---|")
+        for cell in res["timing"]:
+            st_ = cell["steps"]
+
+            def top(case, n=4):
+                steps = st_.get(case) or {}
+                return ", ".join(f"{k} {v:.2f}" for k, v in sorted(steps.items(), key=lambda kv: -kv[1])[:n]
+                                 if v >= 0.005) or "–"
+
+            out.append(f"| `{cell['cell']}` | " + " | ".join(_s(st_.get("stateless", {}).get(k)) for k in keys)
+                       + f" | {top('refresh')} | {top('incr')} |")
+        out.append("")
+    return "\n".join(out) + "\n"
+
+
+def _date(s: str):
+    import datetime as dt
+
+    return dt.date.fromisoformat(s)
+
+
 def render(results_dir: Path) -> str:
     results = [json.loads(p.read_text()) for p in sorted(results_dir.glob("*.json"))
-               if not p.name.startswith(("experiments_", "postgres_"))]
+               if not p.name.startswith(("experiments_", "postgres_", "matrix_"))]
+    matrix_runs = [json.loads(p.read_text()) for p in sorted(results_dir.glob("matrix_*.json"))]
     pg_runs = [json.loads(p.read_text()) for p in sorted(results_dir.glob("postgres_*.json"))]
     results.sort(key=lambda r: (r["settings"].get("memory_test", False), r["data"]["events_rows"]))
     parts = ["# wn benchmark results\n",
@@ -326,6 +465,8 @@ def render(results_dir: Path) -> str:
              "reference shape measured in that run (`accept_matrix` measured only the bucketed shape, which "
              "is not the fastest at 8 metrics: see the analysis below). Worst auto / best fixed: over "
              "every cell of the run. Each row names the wn commit it measured; the `s3_` runs measured the current code, the others are kept for the record (the analysis below says what each changed).\n"]
+    if matrix_runs:
+        parts.append(render_matrix(matrix_runs))
     if pg_runs:
         parts.append(render_postgres(pg_runs))
     report_load = HERE / "report_load.md"   # written by benchmarks/report_load.py
