@@ -469,15 +469,33 @@ def render(results_dir: Path) -> str:
         parts.append(render_matrix(matrix_runs))
     if pg_runs:
         parts.append(render_postgres(pg_runs))
-    report_load = HERE / "report_load.md"   # written by benchmarks/report_load.py
-    if report_load.exists():
-        parts.append(report_load.read_text())
+    for section in ("report_load.md", "startup.md"):   # written by benchmarks/report_load.py, startup.py
+        if (HERE / section).exists():
+            parts.append((HERE / section).read_text())
     notes = HERE / "notes.md"   # the analysis, newest session first
     if notes.exists():
         parts.append(notes.read_text())
     parts.append("# Run details\n\nEvery run's tables, in the order of the summary.\n")
     parts += [render_one(r) for r in results]
     return "\n".join(parts) + "\n"
+
+
+def put_section(name: str, title: str, section: str, data: dict) -> None:
+    """Write a benchmark's results to ``benchmarks/<name>.json``, its section (headed ``title``) to
+    ``benchmarks/<name>.md``, and the section into RESULTS.md in place (before the analysis);
+    :func:`render` reads it back from the ``.md`` file."""
+    (HERE / f"{name}.json").write_text(json.dumps(data, indent=2, default=str) + "\n")
+    (HERE / f"{name}.md").write_text(section)
+    path = HERE / "RESULTS.md"
+    text = path.read_text()
+    if title in text:
+        start = text.index(title)
+        end = text.find("\n## ", start + len(title))
+        text = text[:start] + section + (text[end:] if end >= 0 else "")
+    else:
+        anchor = text.find("## Analysis")
+        text = text[:anchor] + section + "\n" + text[anchor:] if anchor >= 0 else text + "\n" + section
+    path.write_text(text)
 
 
 if __name__ == "__main__":

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
 import os
 import platform
 import statistics
@@ -40,6 +39,8 @@ from chromium import Chromium, find_chromium  # noqa: E402
 
 from warehouse_native.cli.main import main as wn_main  # noqa: E402
 from warehouse_native.warehouse.tables import HEALTH_CHECKS, RUNS, SCORECARD, scorecard_latest_view  # noqa: E402
+
+from .report import put_section  # noqa: E402
 
 SECTION = "## Report page load (`benchmarks/report_load.py`)"
 START = dt.date(2026, 9, 1)
@@ -195,22 +196,6 @@ def render_section(res: dict) -> str:
         ""])
 
 
-def update_results_md(section: str) -> None:
-    """Put the section into RESULTS.md in place (before the analysis); ``benchmarks/report.py``
-    re-renders it from report_load.md."""
-    (HERE / "report_load.md").write_text(section)
-    path = HERE / "RESULTS.md"
-    text = path.read_text()
-    if SECTION in text:
-        start = text.index(SECTION)
-        end = text.find("\n## ", start + len(SECTION))
-        text = text[:start] + section + (text[end:] if end >= 0 else "")
-    else:
-        anchor = text.find("## Analysis")
-        text = text[:anchor] + section + "\n" + text[anchor:] if anchor >= 0 else text + "\n" + section
-    path.write_text(text)
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--metrics", type=int, default=30)
@@ -245,8 +230,7 @@ def main() -> None:
     section = render_section(res)
     print(section)
     if not args.no_write:
-        (HERE / "report_load.json").write_text(json.dumps(res, indent=2, default=str) + "\n")
-        update_results_md(section)
+        put_section("report_load", SECTION, section, res)
 
 
 if __name__ == "__main__":
