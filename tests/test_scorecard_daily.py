@@ -87,3 +87,19 @@ def test_a_failed_run_adds_no_series(project_and_target, fault):
             run_experiment(project, target, adapter, EXPERIMENT, as_of=dt.date(2026, 10, 21), mode="incremental",
                            fault=fault)
         assert [r["run_id"] for r in adapter.fetch("select distinct run_id from wn.scorecard_daily")] == [ok.run_id]
+
+
+def test_without_daily_history_the_series_grows_run_by_run(project_and_target, demo_project):
+    exp = demo_project / "experiments" / "button_color_v3.yml"
+    exp.write_text(exp.read_text().replace("correction: holm}", "correction: holm, daily_history: false}"))
+    from warehouse_native.project import load_project
+
+    project, target = load_project(demo_project), project_and_target[1]
+    with connect(target) as adapter:
+        run_experiment(project, target, adapter, EXPERIMENT, as_of=dt.date(2026, 10, 22), mode="full-refresh")
+        assert sorted(_daily(adapter)) == [dt.date(2026, 10, 22)]       # no history computed
+        run_experiment(project, target, adapter, EXPERIMENT, as_of=dt.date(2026, 10, 23), mode="incremental")
+        daily = _daily(adapter)
+        assert sorted(daily) == [dt.date(2026, 10, 22), dt.date(2026, 10, 23)]
+        assert_same_rows(_as_of(project, target, adapter, dt.date(2026, 10, 22)), daily[dt.date(2026, 10, 22)],
+                         "kept as recorded")

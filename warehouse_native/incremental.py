@@ -98,7 +98,7 @@ def decide(adapter: Adapter, schema: str, plan: AnalysisPlan, *, full_refresh: b
     # since <= seal_at always: a re-seal never covers a day this run does not reprocess
     spec = IncrementalSpec(since=since, exists=True, tables=tables, present=present, current=current, tag=tag,
                            fill=fill, sealed_before=sealed, seal_at=seal_at if reseal else None,
-                           previous_run=row["run_id"],
+                           previous_run=row["run_id"] if row.get("series_key") == series_key(plan) else None,
                            series_from=None if fill else _series_recorded(adapter, schema, plan, row, through))
     note = f"reprocessing from {since} (last processed {through}, lookback {lookback_days} days)"
     if fill:

@@ -264,7 +264,9 @@ def _publication(schema: str, plan: AnalysisPlan, result: RunResult, target: Tar
         computed from the state; and the last day, this run's own overall results."""
         from .results import build_outputs
 
-        first = spec.series_from if spec else None
+        last = incremental.last_day(plan)
+        # with daily_history off, the days before the last are only ever what earlier runs recorded
+        first = (spec.series_from if plan.daily_history else last) if spec and spec.previous_run else None
         rows = []
         if first:
             names = [c for c, _ in SCORECARD_DAILY]
@@ -273,7 +275,8 @@ def _publication(schema: str, plan: AnalysisPlan, result: RunResult, target: Tar
             for r in kept:
                 r.update(run_id=result.run_id, computed_at=result.started_at)
                 rows.append([r[c] for c in names])
-        by_day: dict[dt.date, list[dict[str, Any]]] = {day: [] for day in series_days(plan, first)}
+        by_day: dict[dt.date, list[dict[str, Any]]] = (
+            {day: [] for day in series_days(plan, first)} if compiled.daily else {})
         for row in adapter.fetch(compiled.daily) if compiled.daily else []:
             day = row.pop(AS_OF)
             by_day.setdefault(day if isinstance(day, dt.date) else dt.date.fromisoformat(str(day)[:10]), []).append(row)
@@ -282,7 +285,6 @@ def _publication(schema: str, plan: AnalysisPlan, result: RunResult, target: Tar
             for r in build_outputs(as_of, aggregates, {}, run_id=result.run_id, computed_at=result.started_at).scorecard:
                 rows.append(r[:3] + [day] + r[3:])
         overall = [c for c, _ in SCORECARD].index("dimension")
-        last = incremental.last_day(plan)
         rows += [r[:3] + [last] + r[3:] for r in outputs.scorecard if r[overall] is None]
         return rows
 

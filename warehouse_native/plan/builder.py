@@ -148,7 +148,7 @@ def build_plan(project: Project, experiment: Experiment, *, as_of: dt.date, sche
         cuped_days=analysis.cuped_days, dimensions=tuple(experiment.dimensions), scans=tuple(scans),
         metrics=tuple(metric_plans), confidence=analysis.confidence, correction=analysis.correction,
         alternative=analysis.alternative, sequential=analysis.sequential, bayesian=analysis.bayesian,
-        prior_mean=analysis.prior.mean, prior_sd=analysis.prior.sd,
+        prior_mean=analysis.prior.mean, prior_sd=analysis.prior.sd, daily_history=analysis.daily_history,
         models=render_models(project, schema))
 
 

@@ -182,6 +182,9 @@ class Analysis(_Frozen):
     sequential: bool = False
     bayesian: bool = False
     prior: Prior = Prior()
+    # wn.scorecard_daily: a first run (or a full refresh) computes the days before its last day
+    # from the state (true), or the series starts on the run's day and grows run by run (false)
+    daily_history: bool = True
 
 
 class Experiment(_Frozen):

@@ -127,7 +127,7 @@ class IncrementalSpec:
     # tables it rewrites get new names ending in ``_<tag>`` (engines that publish by pointer)
     tag: str | None = None
     # wn.scorecard_daily: the first day this run adds (None: every day); the days before it are
-    # kept as ``previous_run`` recorded them
+    # kept as ``previous_run`` recorded them (None: the previous series was computed otherwise)
     series_from: dt.date | None = None
     previous_run: str | None = None
     fill: dict[str, tuple[str, ...]] = field(default_factory=dict)  # source -> columns to backfill
@@ -251,7 +251,8 @@ def compile_incremental(plan: AnalysisPlan, spec: IncrementalSpec, *, dialect: s
                         {"unit_metrics": "inline; published as a view over the state"},
                         relations={"exposures": exposures}, unit_view=view,
                         state_writes=tuple(writes), state_tables=after,
-                        daily=compile_daily(plan, after, dialect, first=spec.series_from, seal=spec.sealed_after))
+                        daily=compile_daily(plan, after, dialect, first=spec.series_from, seal=spec.sealed_after)
+                        if plan.daily_history else None)
 
 
 def _unit_metrics_sql(plan: AnalysisPlan, sources: list[_Source], since: dt.date, since_ts: dt.datetime,
