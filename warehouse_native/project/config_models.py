@@ -13,6 +13,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from .expressions import check_identifier, check_table
+
 NAME_RE = re.compile(r"^[a-z_][a-z0-9_]*$")
 NAME_HINT = "names are lower_snake_case (letters, digits, underscores; not starting with a digit), at most 40 characters"
 
@@ -55,6 +57,30 @@ class Source(_Frozen):
     variant_column: str | None = None
 
     _name = field_validator("name")(classmethod(lambda cls, v: _check_name(v)))
+
+    @field_validator("timestamp", "experiment_column", "variant_column")
+    @classmethod
+    def _column(cls, value: str | None) -> str | None:
+        return None if value is None else check_identifier(value)
+
+    @field_validator("units")
+    @classmethod
+    def _unit_columns(cls, value: dict[str, str]) -> dict[str, str]:
+        for column in value.values():
+            check_identifier(column)
+        return value
+
+    @field_validator("dimensions")
+    @classmethod
+    def _dimension_columns(cls, value: list[str]) -> list[str]:
+        for column in value:
+            check_identifier(column)
+        return value
+
+    @field_validator("table")
+    @classmethod
+    def _table(cls, value: str | None) -> str | None:
+        return None if value is None else check_table(value)
 
     @model_validator(mode="after")
     def _table_or_sql(self) -> "Source":

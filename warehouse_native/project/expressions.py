@@ -6,6 +6,8 @@ statement, a ``;``, DDL, a sub-query or a column the source does not declare is 
 
 from __future__ import annotations
 
+import re
+
 import sqlglot
 from sqlglot import exp
 from sqlglot.errors import ParseError
@@ -26,6 +28,8 @@ def parse_expression(text: str) -> exp.Expression:
     except ParseError as exc:
         first = exc.errors[0]["description"] if exc.errors else str(exc)
         raise ValueError(f"is not valid SQL: {first}") from None
+    except Exception as exc:  # noqa: BLE001 - sqlglot's tokenizer errors (and its rare slips) on odd text
+        raise ValueError(f"is not valid SQL: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
     parsed = [p for p in parsed if p is not None]
     if len(parsed) != 1:
         raise ValueError("must be exactly one SQL expression")
@@ -73,3 +77,32 @@ def _check_columns(node: exp.Expression, columns: set[str] | None) -> None:
         if col.name.lower() not in known:
             raise ValueError(f"uses unknown column '{col.name}' (the source declares: "
                              f"{', '.join(sorted(columns))})")
+
+
+IDENTIFIER_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+def check_identifier(text: str) -> str:
+    """A column name wn writes into SQL unquoted (timestamp, unit, dimension, ... columns)."""
+    if not IDENTIFIER_RE.match(text):
+        plain = re.sub(r"\W+", "_", text).strip("_").lower() or "col"
+        if plain[0].isdigit():
+            plain = f"c_{plain}"
+        raise ValueError(f"'{text}' is not a plain column name (letters, digits and _, wn writes it into SQL "
+                         f"as it is): rename it in a query source, e.g. sql: 'select *, \"{text}\" as {plain} "
+                         f"from ...'")
+    return text
+
+
+def check_table(text: str) -> str:
+    """A table or view name, optionally qualified (``schema.table``, ``raw."odd events"``): nothing else."""
+    why = "a table or view name such as raw.events or raw.\"my events\" (for a query, use sql: instead)"
+    if _has_semicolon(text):
+        raise ValueError(f"contains ';': {why}")
+    try:
+        node = sqlglot.parse_one(text, into=exp.Table, read="duckdb")
+    except Exception:  # noqa: BLE001 - any parse failure: not a table name
+        raise ValueError(f"'{text}' is not {why}") from None
+    parts = [node.args.get(k) for k in ("this", "db", "catalog")]
+    if node.comments or not all(p is None or isinstance(p, exp.Identifier) for p in parts) \
+            or set(node.args) - {"this", "db", "catalog"} and any(node.args.get(k) for k in set(node.args) - {"this", "db", "catalog"}):
+        raise ValueError(f"'{text}' is not {why}")
+    return text

@@ -107,9 +107,9 @@ def _items(data: Any, key: str, file: str, out: ProblemCollector) -> LineList:
 
 
 def _build(model: type[BaseModel], node: Any, prefix: list[Any], file: str,
-           out: ProblemCollector, label: str) -> Any:
+           out: ProblemCollector, label: str, line: int | None = None) -> Any:
     if not isinstance(node, dict):
-        out.add(f"{label}: expected a mapping", file=file, line=getattr(node, "line", None),
+        out.add(f"{label}: expected a mapping", file=file, line=getattr(node, "line", None) or line,
                 field=".".join(map(str, prefix)))
         return None
     try:
@@ -157,7 +157,7 @@ def load_project(root: Path) -> Project:
             items = _items(data, kind + "s", file, out)
             for i, node in enumerate(items):
                 name = node.get("name", f"#{i + 1}") if isinstance(node, dict) else f"#{i + 1}"
-                obj = _build(model, node, [f"{kind}s", i], file, out, f"{kind} '{name}'")
+                obj = _build(model, node, [f"{kind}s", i], file, out, f"{kind} '{name}'", items.line_of(i))
                 if obj is not None:
                     register(kind, obj, node, file, table)
 
@@ -169,7 +169,7 @@ def load_project(root: Path) -> Project:
             continue
         node = data["experiment"]
         name = node.get("name", path.stem) if isinstance(node, dict) else path.stem
-        obj = _build(Experiment, node, ["experiment"], file, out, f"experiment '{name}'")
+        obj = _build(Experiment, node, ["experiment"], file, out, f"experiment '{name}'", data.line_of("experiment"))
         if isinstance(node, LineDict):
             _check_variants(node, file, f"experiment '{name}'", out)
         if obj is not None:

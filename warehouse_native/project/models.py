@@ -13,6 +13,8 @@ from typing import Callable
 
 import jinja2
 
+from .yaml_loader import decode_text
+
 
 @dataclass(frozen=True)
 class Model:
@@ -76,5 +78,6 @@ def topological_order(deps: dict[str, list[str]]) -> list[str]:
 def load_model_files(models_dir: Path, root: Path) -> list[Model]:
     if not models_dir.is_dir():
         return []
-    return [Model(name=p.stem, path=str(p.relative_to(root)), raw_sql=p.read_text(encoding="utf-8"))
+    return [Model(name=p.stem, path=str(p.relative_to(root)),
+                  raw_sql=decode_text(p.read_bytes(), str(p.relative_to(root))))
             for p in sorted(models_dir.glob("*.sql"))]

@@ -16,7 +16,7 @@ from typing import Any
 import jinja2
 
 from ..errors import Problem, ProjectError
-from .yaml_loader import LineDict, load_yaml_text
+from .yaml_loader import LineDict, decode_text, load_yaml_text
 
 SUPPORTED_TYPES = ("duckdb", "postgres", "spark")
 DIALECT_OF = {"duckdb": "duckdb", "postgres": "postgres", "spark": "spark"}
@@ -64,6 +64,15 @@ def render_profiles_text(text: str) -> str:
     return env.from_string(text).render(env_var=_env_var)
 
 
+def _line_naming(text: str, message: str) -> int:
+    """The first line of ``text`` holding a name quoted in ``message`` (e.g. an unset env_var), else 1."""
+    for name in re.findall(r"'([^']+)'", message):
+        for i, line in enumerate(text.splitlines(), 1):
+            if name in line:
+                return i
+    return 1
+
+
 def load_target(profiles_dir: Path, profile: str | None = None, target: str | None = None) -> Target:
     """Resolve the target to run against, with an actionable error for every mistake."""
     path = profiles_dir / "profiles.yml"
@@ -72,11 +81,12 @@ def load_target(profiles_dir: Path, profile: str | None = None, target: str | No
         raise ProjectError(Problem(
             "profiles.yml not found", display,
             hint="create it (see README 'profiles.yml') or pass --profiles-dir"))
+    raw = decode_text(path.read_bytes(), display)
     try:
-        text = render_profiles_text(path.read_text(encoding="utf-8"))
+        text = render_profiles_text(raw)
     except jinja2.TemplateError as exc:
-        line = getattr(exc, "lineno", None)
-        raise ProjectError(Problem(f"cannot render: {exc}", display, line)) from None
+        raise ProjectError(Problem(f"cannot render: {exc}", display, getattr(exc, "lineno", None)
+                                   or _line_naming(raw, str(exc)))) from None
     data = load_yaml_text(text, display)
     if not isinstance(data, LineDict) or not data:
         raise ProjectError(Problem("must map profile names to {target, outputs}", display, 1))

@@ -36,8 +36,54 @@ class LineList(list):
         return self.line
 
 
+# a file whose aliases expand to more values than this is refused ("billion laughs")
+MAX_EXPANDED_VALUES = 100_000
+
+
 class _Loader(yaml.SafeLoader):
-    pass
+    """SafeLoader that refuses an alias inside the node it names (a cycle) and documents whose
+    aliases would expand to more than MAX_EXPANDED_VALUES values."""
+
+    def __init__(self, stream: str):
+        super().__init__(stream)
+        self._open_anchors: set[str] = set()
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        event = self.peek_event()
+        if isinstance(event, yaml.AliasEvent):
+            if event.anchor in self._open_anchors:
+                raise yaml.composer.ComposerError(
+                    None, None, f"the alias *{event.anchor} is inside the node &{event.anchor} it refers to",
+                    event.start_mark)
+            return super().compose_node(parent, index)
+        anchor = getattr(event, "anchor", None)
+        if anchor is None:
+            return super().compose_node(parent, index)
+        self._open_anchors.add(anchor)
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self._open_anchors.discard(anchor)
+
+    def get_single_node(self) -> Any:
+        node = super().get_single_node()
+        if node is not None and _expanded_size(node, {}) > MAX_EXPANDED_VALUES:
+            raise yaml.composer.ComposerError(
+                None, None, f"too many YAML aliases: the file expands to more than {MAX_EXPANDED_VALUES:,} values",
+                node.start_mark)
+        return node
+
+
+def _expanded_size(node: yaml.Node, memo: dict[int, int]) -> int:
+    """How many values ``node`` stands for once every alias is written out (memoised per node)."""
+    if id(node) not in memo:
+        if isinstance(node, yaml.SequenceNode):
+            memo[id(node)] = 1 + sum(_expanded_size(n, memo) for n in node.value)
+        elif isinstance(node, yaml.MappingNode):
+            memo[id(node)] = 1 + sum(_expanded_size(k, memo) + _expanded_size(v, memo) for k, v in node.value)
+        else:
+            memo[id(node)] = 1
+    return memo[id(node)]
 
 
 def _construct_mapping(loader: _Loader, node: yaml.MappingNode) -> LineDict:
@@ -46,7 +92,13 @@ def _construct_mapping(loader: _Loader, node: yaml.MappingNode) -> LineDict:
     out.line = node.start_mark.line + 1
     out.key_lines = {}
     for key_node, value_node in node.value:
+        if not isinstance(key_node, yaml.ScalarNode):
+            raise yaml.constructor.ConstructorError(
+                None, None, "a key must be a plain name, not a list or mapping", key_node.start_mark)
+        # every key wn reads is a name: keep it as written (`on:`, `1:`, `null:` stay text)
         key = loader.construct_object(key_node, deep=True)
+        if not isinstance(key, str):
+            key = str(key_node.value)
         if key in out:
             raise yaml.constructor.ConstructorError(
                 None, None, f"duplicate key '{key}'", key_node.start_mark)
@@ -82,17 +134,33 @@ def load_yaml_text(text: str, file: str) -> Any:
         raise ProjectError(Problem(
             f"YAML syntax error: {exc.problem or exc}", file, line,
             hint="check indentation and quoting around this line")) from None
+    except yaml.reader.ReaderError as exc:   # a character YAML does not allow (e.g. NUL)
+        line = text.count("\n", 0, exc.position) + 1 if isinstance(exc.position, int) else 1
+        raise ProjectError(Problem(
+            f"YAML syntax error: character {exc.character!r} is not allowed in YAML", file, line,
+            hint="remove it (control characters must be written as escapes inside double quotes)")) from None
     except yaml.YAMLError as exc:
-        raise ProjectError(Problem(f"YAML syntax error: {exc}", file)) from None
+        raise ProjectError(Problem(f"YAML syntax error: {exc}", file, 1)) from None
 
 
 def load_yaml_file(path: Path, display: str | None = None) -> Any:
     display = display or str(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        data = path.read_bytes()
     except OSError as exc:
-        raise ProjectError(Problem(f"cannot read file: {exc.strerror}", display)) from None
-    return load_yaml_text(text, display)
+        raise ProjectError(Problem(f"cannot read file: {exc.strerror}", display, 1)) from None
+    return load_yaml_text(decode_text(data, display), display)
+
+
+def decode_text(data: bytes, display: str) -> str:
+    """A file's bytes as text: UTF-8 (a byte order mark is dropped), else a located error."""
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise ProjectError(Problem(
+            f"is not UTF-8 text (byte 0x{data[exc.start]:02x} at position {exc.start})", display, line,
+            hint="save the file as UTF-8")) from None
 
 
 def locate(data: Any, path: Sequence[Any]) -> int | None:
