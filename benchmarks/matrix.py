@@ -45,6 +45,7 @@ import argparse  # noqa: E402
 import datetime as dt
 import json
 import os
+import resource
 import statistics
 import subprocess
 import tempfile
@@ -427,6 +428,47 @@ def wait_until_quiet(enabled: bool) -> None:
         log(f"waited {waited / 60:.0f} min for other benchmarks")
 
 
+def _busy_seconds() -> float:
+    """CPU seconds all processes have used since boot (every core; not idle or iowait)."""
+    with open("/proc/stat") as f:
+        vals = [int(v) for v in f.readline().split()[1:9]]
+    return (sum(vals) - vals[3] - vals[4]) / os.sysconf("SC_CLK_TCK")
+
+
+def _own_seconds() -> float:
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
+class OthersCPU:
+    """Cores used by other processes while the block runs (``/proc/stat`` minus this process)."""
+
+    def __enter__(self):
+        self.t0, self.busy0, self.own0 = time.perf_counter(), _busy_seconds(), _own_seconds()
+        return self
+
+    def __exit__(self, *exc):
+        wall = time.perf_counter() - self.t0
+        self.cores = max(0.0, (_busy_seconds() - self.busy0) - (_own_seconds() - self.own0)) / max(wall, 1e-9)
+
+
+def wait_for_idle(enabled: bool, max_cores: float, max_wait: float) -> float:
+    """Before a timed case: wait (at most ``max_wait`` s) until other processes use less than
+    ``max_cores`` cores over 2 s (others' tests and builds share this machine).  Returns the
+    others' cores measured last."""
+    t0 = time.perf_counter()
+    while True:
+        with OthersCPU() as o:
+            time.sleep(2.0)
+        if not enabled or o.cores < max_cores or time.perf_counter() - t0 > max_wait:
+            if enabled and o.cores >= max_cores:
+                log(f"  others still use {o.cores:.2f} cores after {max_wait / 60:.0f} min: timing anyway")
+            elif time.perf_counter() - t0 > 10:
+                log(f"  waited {time.perf_counter() - t0:.0f}s for other processes ({o.cores:.2f} cores now)")
+            return o.cores
+        time.sleep(3.0)
+
+
 # -- timing pass ------------------------------------------------------------------------------
 
 def _ratio(a, b):
@@ -446,8 +488,10 @@ def best_ref(med: dict[str, float]) -> str | None:
     return min(refs, key=lambda c: med[c]) if refs else None
 
 
-def time_cell(m: Matrix, cell: Cell, cases: list[str], repeats: int, profile: bool, wait: bool) -> dict:
+def time_cell(m: Matrix, cell: Cell, cases: list[str], repeats: int, profile: bool, wait: bool,
+              idle_cores: float = 0.3, idle_wait: float = 1200.0) -> dict:
     wait_until_quiet(wait)
+    others: dict[str, list[float]] = {c: [] for c in cases}
     log(f"cell {cell.name} ({cell.describe()}): warm-up {', '.join(cases)}")
     times: dict[str, list[float]] = {c: [] for c in cases}
     cpus: dict[str, list[float]] = {c: [] for c in cases}
@@ -473,10 +517,13 @@ def time_cell(m: Matrix, cell: Cell, cases: list[str], repeats: int, profile: bo
         k = i % len(cases)
         for c in cases[k:] + cases[:k]:
             m.prepare(c, cell)
-            secs, cpu, payload = _timed(lambda c=c: m.run_case(c, cell))
+            wait_for_idle(wait, idle_cores, idle_wait)
+            with OthersCPU() as o:
+                secs, cpu, payload = _timed(lambda c=c: m.run_case(c, cell))
             times[c].append(secs)
             cpus[c].append(cpu)
-            log(f"  round {i + 1} {c}: {secs:.2f}s (cpu {cpu:.2f}s)")
+            others[c].append(round(o.cores, 3))
+            log(f"  round {i + 1} {c}: {secs:.2f}s (cpu {cpu:.2f}s; others {o.cores:.2f} cores)")
             if c in WN_MODES:
                 wn_runs[c].append((secs, payload))
     med = {c: statistics.median(v) for c, v in times.items() if v}
@@ -493,6 +540,7 @@ def time_cell(m: Matrix, cell: Cell, cases: list[str], repeats: int, profile: bo
             "times": times, "cpu": cpus, "median": med, "cpu_median": cmed, "warmup": warm,
             "ref_case": ref_case, "ratios": ratios(med, ref_case), "cpu_ratios": ratios(cmed, ref_case),
             "checks": checks, "scans": scans, "exposed_units": units, "load_avg": os.getloadavg(),
+            "others_cores": others,
             "steps": {c: step_table(v) for c, v in wn_runs.items() if v},
             "notes": {c: v[0][1].note for c, v in wn_runs.items() if v}}
 
@@ -559,7 +607,11 @@ def parse_args(argv=None):
     p.add_argument("--memory-cases", default=",".join(CASES),
                    help="cases run once more in a child process for peak RSS ('' = none)")
     p.add_argument("--no-profile", action="store_true", help="skip the profiled (scan-counting) runs")
-    p.add_argument("--no-wait", action="store_true", help="do not wait for other benchmarks to finish")
+    p.add_argument("--no-wait", action="store_true",
+                   help="do not wait for other benchmarks to finish nor for the machine to be idle")
+    p.add_argument("--idle-cores", type=float, default=0.3,
+                   help="before each timed case, wait until other processes use fewer cores than this")
+    p.add_argument("--idle-wait", type=float, default=1200, help="... but at most this many seconds")
     p.add_argument("--memory-limit", default="4GB")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--label", help="results name: results/matrix_<label>.json")
@@ -603,7 +655,8 @@ def main(argv=None) -> int:
     m.open()
     try:
         for cell in cell_list:
-            results.append(time_cell(m, cell, cases, args.repeats, not args.no_profile, not args.no_wait))
+            results.append(time_cell(m, cell, cases, args.repeats, not args.no_profile, not args.no_wait,
+                                     args.idle_cores, args.idle_wait))
             _write(args, label, started, info, cell_list, cases, results, [], t_start, partial=True)
     finally:
         m.close()

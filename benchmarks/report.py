@@ -341,8 +341,8 @@ def render_matrix(runs: list[dict]) -> str:
         out.append(f"- started {res['started_at']}, took {sec.get('total', 0) / 60:.0f} min; load average at the end "
                    f"{', '.join(f'{x:.1f}' for x in res['load_avg_end'])}; reproduce: `{res['command']}`\n")
         out.append("| cell | what | ref s | stateless s | refresh s | incr s | per-metric s | stateless / ref ≤ 1.2 "
-                   "| refresh / ref ≤ 1.4 | incr / refresh ≤ 0.2 | per-metric / stateless | checks |")
-        out.append("|---|---|---:|---:|---:|---:|---:|---|---|---|---|---|")
+                   "| refresh / ref ≤ 1.4 | incr / refresh ≤ 0.2 | per-metric / stateless | checks | others' cores |")
+        out.append("|---|---|---:|---:|---:|---:|---:|---|---|---|---|---|---:|")
         worst: dict[str, float] = {}
         for cell in res["timing"]:
             med, r, cr = cell["median"], cell["ratios"], cell["cpu_ratios"]
@@ -364,14 +364,16 @@ def render_matrix(runs: list[dict]) -> str:
                        f"| {_s(med.get('refresh'))} | {_s(med.get('incr'))} | {_s(med.get('per_metric'))} | "
                        + " | ".join(rat(k, TARGET_MATRIX.get(k)) for k in
                                     ("stateless/ref", "refresh/ref", "incr/refresh", "per_metric/stateless"))
-                       + f" | {checks} |")
+                       + f" | {checks} | {_others(cell)} |")
         if worst:
             out.append("| **worst cell** | | | | | | | " + " | ".join(
                 f"**{_x(worst[k])}** {_ok(worst[k], TARGET_MATRIX[k], False)}" if k in worst else "–"
-                for k in ("stateless/ref", "refresh/ref", "incr/refresh")) + " | | |")
+                for k in ("stateless/ref", "refresh/ref", "incr/refresh")) + " | | | |")
         out.append("\n`checks`: before timing, every number of the reference, the per-metric queries, the full "
                    "refresh and the incremental run was compared with wn's stateless `metric_aggregates` for the "
-                   "same cell (relative 1e-9).\n")
+                   "same cell (relative 1e-9). `others' cores`: CPU used by other processes during the timed "
+                   "cases (`/proc/stat` minus this process; median, max), each case having waited until "
+                   "others used < 0.3 cores (at most 20 min).\n")
 
         scans = [c for c in res["timing"] if c.get("scans")]
         if scans:
@@ -427,6 +429,14 @@ def render_matrix(runs: list[dict]) -> str:
                        + f" | {top('refresh')} | {top('incr')} |")
         out.append("")
     return "\n".join(out) + "\n"
+
+
+def _others(cell: dict) -> str:
+    vals = [v for vs in (cell.get("others_cores") or {}).values() for v in vs]
+    if not vals:
+        return "–"
+    vals.sort()
+    return f"{vals[len(vals) // 2]:.2f}, {vals[-1]:.2f}"
 
 
 def _date(s: str):
