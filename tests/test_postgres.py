@@ -11,7 +11,6 @@ Everything happens in a throw-away database ``wn_test_<random>`` (the demo catal
 from __future__ import annotations
 
 import dataclasses
-import math
 import os
 import shutil
 import subprocess
@@ -25,6 +24,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from compare import assert_same_rows, by_key
 from conftest import AS_OF, copy_project
 from warehouse_native.demo import DemoConfig, generate_demo
 from warehouse_native.errors import WarehouseError
@@ -37,12 +37,9 @@ pytestmark = pytest.mark.postgres
 HOST, PORT, USER, ADMIN_DB = "127.0.0.1", 5432, "postgres", "test"
 EXPERIMENT = "button_color_v3"
 USERS = 3000
-REL_TOL = 1e-9
-ABS_TOL = 1e-12   # floor for quantities that are ~0 (e.g. a CUPED variance reduction of 1e-5)
 
 KEY = ("metric", "variant", "dimension", "dimension_value")
 HEALTH_KEY = ("check_name", "dimension", "dimension_value")
-PER_RUN = {"run_id", "computed_at"}   # differ between two runs by design
 
 
 # -- server ----------------------------------------------------------------------------
@@ -152,34 +149,11 @@ def _scorecard_latest(adapter, target) -> list[dict[str, Any]]:
                          [EXPERIMENT])
 
 
-def _by_key(rows: list[dict[str, Any]], key: tuple[str, ...]) -> dict[tuple, dict[str, Any]]:
-    out = {tuple(r[k] for k in key): r for r in rows}
-    assert len(out) == len(rows), f"duplicate keys {key}"
-    return out
-
-
-def _same_value(a: Any, b: Any) -> bool:
-    if isinstance(a, bool) or isinstance(b, bool) or a is None or b is None:
-        return a == b
-    if isinstance(a, (int, float)) and isinstance(b, (int, float)):
-        if isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b):
-            return True
-        return math.isclose(a, b, rel_tol=REL_TOL, abs_tol=ABS_TOL)
-    return a == b
+_by_key = by_key
 
 
 def _assert_same_rows(expected: dict, actual: dict, what: str) -> None:
-    assert actual.keys() == expected.keys(), (
-        f"{what}: rows differ; only DuckDB: {sorted(expected.keys() - actual.keys(), key=str)[:5]}, "
-        f"only Postgres: {sorted(actual.keys() - expected.keys(), key=str)[:5]}")
-    bad = []
-    for key, row in expected.items():
-        other = actual[key]
-        assert set(other) == set(row), f"{what}: columns differ: {set(row) ^ set(other)}"
-        for col, value in row.items():
-            if col not in PER_RUN and not _same_value(value, other[col]):
-                bad.append(f"{key} {col}: duckdb={value!r} postgres={other[col]!r}")
-    assert not bad, f"{what}: {len(bad)} values differ:\n" + "\n".join(bad[:20])
+    assert_same_rows(expected, actual, what)
 
 
 # -- tests -------------------------------------------------------------------------------
