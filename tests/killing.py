@@ -157,6 +157,18 @@ def _pg_admin() -> Any:
     return psycopg.connect(**PG, dbname="postgres", autocommit=True)
 
 
+def skip_without_postgres(what: str) -> None:
+    """In a test: skip loudly (a warning and the reason) when the server does not answer."""
+    import warnings
+
+    import pytest
+
+    if why := pg_available():
+        reason = f"POSTGRES NOT AVAILABLE at {PG['host']}:{PG['port']}: {why} — {what} on PostgreSQL skipped"
+        warnings.warn(reason)
+        pytest.skip(reason)
+
+
 def pg_available() -> str | None:
     """None when the PostgreSQL server answers, else why not."""
     try:

@@ -14,7 +14,6 @@ import os
 import subprocess
 import sys
 import time
-import warnings
 from pathlib import Path
 
 import pytest
@@ -139,10 +138,7 @@ def test_lock_timeout_is_validated(demo_project: Path) -> None:
 
 @pytest.fixture(scope="module")
 def pg(tmp_path_factory: pytest.TempPathFactory) -> killing.Warehouse:
-    if why := killing.pg_available():
-        reason = f"POSTGRES NOT AVAILABLE at 127.0.0.1:5432: {why} — concurrency tests on PostgreSQL skipped"
-        warnings.warn(reason)
-        pytest.skip(reason)
+    killing.skip_without_postgres("concurrency tests")
     wh = killing.make_warehouse("postgres", tmp_path_factory.mktemp("pg_concurrency"), 1500)
     try:
         yield wh

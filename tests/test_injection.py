@@ -12,7 +12,6 @@ columns wn writes into its SQL unquoted (timestamp, units, dimensions) are refus
 from __future__ import annotations
 
 import datetime as dt
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -94,10 +93,8 @@ def _renamed(card: dict[tuple, dict[str, Any]]) -> dict[tuple, dict[str, Any]]:
 
 @pytest.fixture(params=["duckdb", pytest.param("postgres", marks=pytest.mark.postgres)])
 def engine(request: pytest.FixtureRequest) -> str:
-    if request.param == "postgres" and (why := killing.pg_available()):
-        reason = f"POSTGRES NOT AVAILABLE at 127.0.0.1:5432: {why} — injection tests on PostgreSQL skipped"
-        warnings.warn(reason)
-        pytest.skip(reason)
+    if request.param == "postgres":
+        killing.skip_without_postgres("injection tests")
     return request.param
 
 

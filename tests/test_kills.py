@@ -9,7 +9,6 @@ kills per engine) whose figures are in README "Guarantees".  PostgreSQL: the loc
 
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 
 import pytest
@@ -24,10 +23,8 @@ AIMS = ("scans", "publish", "commit")
 
 @pytest.mark.parametrize("engine", ["duckdb", pytest.param("postgres", marks=pytest.mark.postgres)])
 def test_kill_9_leaves_old_or_new_results_and_the_next_run_recovers(tmp_path: Path, engine: str) -> None:
-    if engine == "postgres" and (why := killing.pg_available()):
-        reason = f"POSTGRES NOT AVAILABLE at 127.0.0.1:5432: {why} — kill tests on PostgreSQL skipped"
-        warnings.warn(reason)
-        pytest.skip(reason)
+    if engine == "postgres":
+        killing.skip_without_postgres("kill tests")
     kills = killing.kill_loop(engine, tmp_path, len(AIMS), USERS, aims=AIMS, plan=PLAN, say=print)
     assert [k.aim for k in kills] == list(AIMS)
     # every kill hit a live process (none had finished), in the phase it was aimed at

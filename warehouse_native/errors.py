@@ -10,6 +10,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 
+# secret values from the profile (passwords, tokens): never shown in a message, whatever wrote it
+_SECRETS: set[str] = set()
+
+
+def register_secret(value: object) -> None:
+    text = "" if value is None else str(value)
+    if len(text) >= 4:   # shorter ones would blank out ordinary words
+        _SECRETS.add(text)
+
+
+def redact(text: str) -> str:
+    for secret in sorted(_SECRETS, key=len, reverse=True):
+        text = text.replace(secret, "****")
+    return text
+
+
 @dataclass(frozen=True)
 class Problem:
     """One thing wrong with the user's project, located as precisely as we can."""
@@ -32,7 +48,7 @@ class Problem:
         text = f"{self.location()}: {self.message}"
         if self.hint:
             text += f"\n    fix: {self.hint}"
-        return text
+        return redact(text)
 
 
 class WnError(Exception):
@@ -41,7 +57,7 @@ class WnError(Exception):
     exit_code = 1
 
     def render(self) -> str:
-        return str(self)
+        return redact(str(self))
 
 
 class ProjectError(WnError):
@@ -60,7 +76,7 @@ class ProjectError(WnError):
     def render(self) -> str:
         n = len(self.problems)
         head = f"{n} problem{'s' if n != 1 else ''} found in the project:"
-        return "\n".join([head] + [f"  {p.render()}" for p in self.problems])
+        return redact("\n".join([head] + [f"  {p.render()}" for p in self.problems]))
 
 
 class CompileError(WnError):
@@ -90,7 +106,7 @@ class WarehouseError(WnError):
             text += f"\n    compiled SQL: {self.sql_path}"
         if self.hint:
             text += f"\n    fix: {self.hint}"
-        return text
+        return redact(text)
 
 
 @dataclass

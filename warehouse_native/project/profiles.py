@@ -15,7 +15,7 @@ from typing import Any
 
 import jinja2
 
-from ..errors import Problem, ProjectError
+from ..errors import Problem, ProjectError, register_secret
 from .yaml_loader import LineDict, decode_text, load_yaml_text
 
 SUPPORTED_TYPES = ("duckdb", "postgres", "spark")
@@ -34,7 +34,7 @@ class Target:
     name: str
     type: str
     schema: str
-    settings: dict[str, Any] = field(default_factory=dict)
+    settings: dict[str, Any] = field(default_factory=dict, repr=False)   # may hold a password
 
     @property
     def dialect(self) -> str:
@@ -119,6 +119,7 @@ def load_target(profiles_dir: Path, profile: str | None = None, target: str | No
                                    out.line_of("type") if isinstance(out, LineDict) else line,
                                    f"outputs.{target}.type",
                                    hint=f"use one of: {', '.join(SUPPORTED_TYPES)}"))
+    _check_secrets(raw, display, profile, target, out)
     settings = {k: v for k, v in out.items() if k not in ("type", "schema")}
     _check_settings(kind, settings, out, display, f"outputs.{target}")
     if kind == "duckdb":
@@ -130,6 +131,49 @@ def load_target(profiles_dir: Path, profile: str | None = None, target: str | No
         settings["warehouse_dir"] = str((profiles_dir / str(settings["warehouse_dir"])).resolve())
     schema = str(out.get("schema", "wn"))
     return Target(profile=profile, name=target, type=kind, schema=schema, settings=settings)
+
+
+SECRET_KEY = re.compile(r"password|passwd|secret|token|credential|api_?key|private_?key", re.IGNORECASE)
+_URL_TOKEN = re.compile(r";\s*token=([^;]*)", re.IGNORECASE)
+_FROM_ENV = "__wn_from_env_var__"
+
+
+def _secrets(node: Any, path: str) -> list[tuple[str, Any, Any, str]]:
+    """(field path, mapping, key, value) of every secret-looking setting, conf entries included,
+    and of tokens inside connection URLs."""
+    out: list[tuple[str, Any, Any, str]] = []
+    if isinstance(node, dict):
+        for key, value in node.items():
+            here = f"{path}.{key}"
+            if isinstance(value, dict):
+                out += _secrets(value, here)
+            elif SECRET_KEY.search(str(key)) and value not in (None, ""):
+                out.append((here, node, key, str(value)))
+            elif str(key).lower() == "url" and (match := _URL_TOKEN.search(str(value))) and match[1]:
+                out.append((here, node, key, match[1]))
+    return out
+
+
+def _check_secrets(raw: str, display: str, profile: str, target: str, out: Any) -> None:
+    """Secrets come from the environment, never from the file (which lives in git): each secret
+    setting of the target must be written with env_var().  Their values are registered so that
+    no message shows them."""
+    for *_, value in _secrets(out, ""):
+        register_secret(value)
+    env = jinja2.Environment(undefined=jinja2.ChainableUndefined, keep_trailing_newline=True)
+    try:   # the file as written, each env_var() call standing as a marker
+        data = load_yaml_text(env.from_string(raw).render(env_var=lambda *_a, **_k: _FROM_ENV), display)
+        written = data[profile]["outputs"][target]
+    except Exception:  # noqa: BLE001 - the real rendering was fine; nothing more to learn here
+        return
+    for path, node, key, value in _secrets(written, f"outputs.{target}"):
+        if _FROM_ENV not in value:
+            name = "WN_" + re.sub(r"\W+", "_", str(key)).upper()
+            raise ProjectError(Problem(
+                f"'{key}' is written in the file; secrets come only from the environment", display,
+                node.line_of(key) if isinstance(node, LineDict) else None, path,
+                hint=f"write {key}: \"{{{{ env_var('{name}') }}}}\" and set {name} where wn runs "
+                     "(profiles.yml is kept in git)"))
 
 
 _MEMORY = re.compile(r"^\s*\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)\s*$", re.IGNORECASE)
