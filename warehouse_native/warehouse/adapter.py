@@ -165,6 +165,11 @@ def as_warehouse_error(exc: Exception, *, step: str | None = None, sql_path: str
     if "ambiguous reference to catalog or schema" in low:
         hint = ("the DuckDB file is named like the target schema; rename the file (path:) or the "
                 "schema in profiles.yml")
+    elif "out of memory" in low:
+        hint = ("the warehouse refused more memory than its limit: on DuckDB raise memory_limit in profiles.yml "
+                "(it caps the buffer pool; beyond it DuckDB spills to temp_directory, but each operator still "
+                "needs some blocks in memory) or lower threads (each thread holds its own blocks); incremental "
+                "runs read only the new days")
     elif "does not exist" in low or "not found" in low:
         hint = ("check the table/column names in metrics/*.yml and models/, and that `wn seed` "
                 "or your loaders have created the raw tables")
