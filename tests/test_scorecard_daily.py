@@ -91,7 +91,7 @@ def test_a_failed_run_adds_no_series(project_and_target, fault):
 
 def test_without_daily_history_the_series_grows_run_by_run(project_and_target, demo_project):
     exp = demo_project / "experiments" / "button_color_v3.yml"
-    exp.write_text(exp.read_text().replace("correction: holm}", "correction: holm, daily_history: false}"))
+    exp.write_text(exp.read_text().replace("daily_history: true}", "daily_history: false}"))
     from warehouse_native.project import load_project
 
     project, target = load_project(demo_project), project_and_target[1]
@@ -103,3 +103,6 @@ def test_without_daily_history_the_series_grows_run_by_run(project_and_target, d
         assert sorted(daily) == [dt.date(2026, 10, 22), dt.date(2026, 10, 23)]
         assert_same_rows(_as_of(project, target, adapter, dt.date(2026, 10, 22)), daily[dt.date(2026, 10, 22)],
                          "kept as recorded")
+        # a full refresh keeps the days recorded and replaces its own
+        run_experiment(project, target, adapter, EXPERIMENT, as_of=dt.date(2026, 10, 23), mode="full-refresh")
+        assert sorted(_daily(adapter)) == [dt.date(2026, 10, 22), dt.date(2026, 10, 23)]

@@ -138,8 +138,10 @@ def _incremental_case(env: SimpleNamespace, experiment: str, data: dict, split, 
         # the results as of each day, too
         daily = f"select * from {schema}.scorecard_daily_latest where experiment = '{experiment}'"
         key = ("day", "metric", "variant")
-        assert assert_same_rows(by_key(duck.fetch(daily), key), by_key(spark.fetch(daily), key),
-                                "scorecard_daily") > 1000
+        expected = by_key(duck.fetch(daily), key)
+        days = {k[0] for k in expected}   # (the shapes project records days run by run: DuckDB ran once)
+        got = {k: v for k, v in by_key(spark.fetch(daily), key).items() if k[0] in days}
+        assert assert_same_rows(expected, got, "scorecard_daily") > 300
         units = by_key(spark.fetch(f"select * from {schema}.unit_metrics__{experiment}"), ("unit_id",))
         expected = by_key(duck.fetch(f"select * from {schema}.unit_metrics__{experiment}"), ("unit_id",))
         assert assert_same_rows(expected, units, "unit metrics, unit by unit", ignore=set()) > 10_000

@@ -45,7 +45,9 @@ def decide(adapter: Adapter, schema: str, plan: AnalysisPlan, *, full_refresh: b
     """The spec of this run and a one-line reason (for the run log).  ``tag``: None when the
     engine rewrites the state in place, else the suffix of the tables this run writes."""
     tables = state_tables(schema, plan.experiment, [s.source for s in plan.scans])
-    row = None if full_refresh else stored_state(adapter, schema, plan.experiment)
+    row = stored_state(adapter, schema, plan.experiment)
+    # a rebuild keeps the daily series the last run recorded (when the plan's statistics are the same)
+    previous = row["run_id"] if row and row.get("series_key") == series_key(plan) else None
     current = dict(tables)
     if row and row.get("tables"):
         current.update({k: v for k, v in json.loads(row["tables"]).items() if k in tables})
@@ -58,7 +60,7 @@ def decide(adapter: Adapter, schema: str, plan: AnalysisPlan, *, full_refresh: b
 
     def rebuild(reason: str) -> tuple[IncrementalSpec, str]:
         return IncrementalSpec(since=start, exists=False, tables=tables, present=present, current=current,
-                               tag=tag, seal_at=seal_at), reason
+                               tag=tag, seal_at=seal_at, previous_run=previous), reason
 
     if full_refresh:
         return rebuild("full refresh requested")
@@ -98,7 +100,7 @@ def decide(adapter: Adapter, schema: str, plan: AnalysisPlan, *, full_refresh: b
     # since <= seal_at always: a re-seal never covers a day this run does not reprocess
     spec = IncrementalSpec(since=since, exists=True, tables=tables, present=present, current=current, tag=tag,
                            fill=fill, sealed_before=sealed, seal_at=seal_at if reseal else None,
-                           previous_run=row["run_id"] if row.get("series_key") == series_key(plan) else None,
+                           previous_run=previous,
                            series_from=None if fill else _series_recorded(adapter, schema, plan, row, through))
     note = f"reprocessing from {since} (last processed {through}, lookback {lookback_days} days)"
     if fill:

@@ -128,7 +128,7 @@ class AnalysisPlan:
     # their own type; what `wn compile` assumes), the type family they share ("integer",
     # "string", ...: found by `wn run`), or "text" (the families differ: both sides cast to text)
     unit_keys: str = ""
-    daily_history: bool = True           # see Analysis.daily_history
+    daily_history: bool = False          # see Analysis.daily_history
 
     @property
     def scan_start(self) -> dt.datetime:
