@@ -21,7 +21,7 @@ import pytest
 import yaml
 
 hypothesis = pytest.importorskip("hypothesis", reason="hypothesis is not installed: pip install -e '.[dev]'")
-from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import HealthCheck, event, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
 from conftest import REPO  # noqa: E402
@@ -210,6 +210,7 @@ def test_mutated_project_loads_or_says_where_and_never_connects(
             invalid = exc
             _assert_located(exc, name)
         code, connected = _cli_exit(scratch, monkeypatch)
+        event("refused (exit 2)" if invalid is not None else "valid")
         if invalid is not None:
             assert code == 2 and not connected, f"exit {code}, connected={connected} for:\n{invalid.render()}"
         else:
@@ -236,7 +237,9 @@ def test_expression_checks_accept_one_expression_or_say_why(parts: list[str]) ->
             node = check(text, {"event_name", "value", "country"})
         except ValueError as exc:
             assert str(exc), text
+            event(f"{check.__name__}: refused")
             continue
+        event(f"{check.__name__}: accepted")
         # what is accepted is one row-level expression: no statement, no sub-query
         from sqlglot import exp
 
