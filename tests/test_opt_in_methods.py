@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from conftest import AS_OF
@@ -13,8 +15,10 @@ from warehouse_native.warehouse import connect
 
 def _set_analysis(project_dir, text):
     path = project_dir / "experiments" / "button_color_v3.yml"
-    path.write_text(path.read_text().replace(
-        "analysis: {confidence: 0.95, cuped: true, cuped_days: 14, correction: holm}", text))
+    before = path.read_text()
+    after, count = re.subn(r"analysis: \{[^}]*\}", text, before, count=1)
+    assert count == 1, "the demo experiment has no one-line `analysis: {...}` to replace"
+    path.write_text(after)
 
 
 def test_sequential_bayesian_and_bh_columns(demo_project, project_and_target):

@@ -99,6 +99,8 @@ def independent_units(tables: dict) -> pd.DataFrame:
 SHAPES = {
     "bitmask, own key type": {},
     "count distinct dates": {"bitmask": ()},
+    # a period longer than one bigint word (63 days) spans several words: 5-day words here
+    "bitmask of several words": {"word": 5},
     "keys as text": {"unit_keys": "text"},
     "grouped scan": {"grouped_from": 1},
 }
@@ -110,6 +112,8 @@ def test_every_shape_equals_an_independent_computation(shapes, monkeypatch, shap
     opts = SHAPES[shape]
     if "bitmask" in opts:
         monkeypatch.setattr(render, "BITMASK_DIALECTS", opts["bitmask"])
+    if "word" in opts:
+        monkeypatch.setattr(render, "BITMASK_WORD", opts["word"])
     if "grouped_from" in opts:
         monkeypatch.setattr(render, "GROUPED_SCAN_MIN_COLUMNS", opts["grouped_from"])
     if "unit_keys" in opts:
@@ -124,6 +128,10 @@ def test_every_shape_equals_an_independent_computation(shapes, monkeypatch, shap
             sql = "\n".join(s.sql for s in __import__("warehouse_native.sql", fromlist=["compile_plan"]).compile_plan(
                 plan, dialect="duckdb", strategy="temp").statements)
             assert "bit_or" not in sql.lower() and "count(distinct cast(" in sql.lower()
+        if "word" in opts:   # several words, with the shift clamped for rows of the other words
+            sql = "\n".join(s.sql for s in __import__("warehouse_native.sql", fromlist=["compile_plan"]).compile_plan(
+                plan, dialect="duckdb", strategy="temp").statements).lower()
+            assert sql.count("bit_or(") >= 2 * 3 and "greatest(" in sql and "least(" in sql
         got = pd.DataFrame(adapter.fetch(f"select * from wn.unit_metrics__{sp.EXPERIMENT}")).set_index("unit_id")
         card = scorecard(adapter, "wn", sp.EXPERIMENT)
     expected = independent_units(tables)

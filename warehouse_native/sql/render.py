@@ -116,7 +116,14 @@ def _distinct_days(cond: str, plan: AnalysisPlan, scan_ts: str, dialect: str) ->
     for w in range(words):
         lo = w * BITMASK_WORD
         word = f"{idx} >= {lo} and {idx} < {lo + BITMASK_WORD}"
-        parts.append(f"coalesce(bit_count(bit_or(cast(1 as bigint) << ({idx} - {lo})) filter (where {cond} and {word})), 0)")
+        # engines compute the shift for rows the FILTER then drops: keep it in 0..BITMASK_WORD-1
+        # for every row (DuckDB refuses a negative or a 64+ shift)
+        shift = f"{idx} - {lo}"
+        if w > 0:
+            shift = f"greatest({shift}, 0)"
+        if w < words - 1:
+            shift = f"least({shift}, {BITMASK_WORD - 1})"
+        parts.append(f"coalesce(bit_count(bit_or(cast(1 as bigint) << {shift}) filter (where {cond} and {word})), 0)")
     return "(" + " + ".join(parts) + ")"
 
 
