@@ -28,6 +28,7 @@ import json
 import os
 import shutil
 import statistics
+import subprocess
 import tempfile
 import time
 from pathlib import Path
@@ -175,6 +176,8 @@ def main() -> None:
     duck.close()
     out = {"label": args.label or f"engines_{args.users}u_{args.days}d_x{args.scale:g}",
            "started_at": dt.datetime.now().isoformat(timespec="seconds"), "machine": machine_info(),
+           "code": subprocess.run(["git", "-C", str(HERE), "log", "-1", "--format=%h %s"], capture_output=True,
+                                  text=True).stdout.strip()[:100] or "unknown",
            "rows": rows, "cell": {"metrics": 8, "dimension": 1, "mode": "stateless"}, "engines": results}
     path = HERE / "results" / f"{out['label']}.json"
     path.write_text(json.dumps(out, indent=1, default=str))
