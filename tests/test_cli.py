@@ -32,6 +32,12 @@ def test_seed_run_show_compile(tmp_path: Path):
     show = wn("show", "--experiment", "button_color_v3", "--slices", "--as-of", "2026-11-01", cwd=root)
     assert show.returncode == 0, show.stderr
     assert "country = US" in show.stdout
+    # both print the decision the run recorded
+    import duckdb
+
+    with duckdb.connect(str(root / "warehouse" / "demo.duckdb"), read_only=True) as db:
+        headline = db.execute("select headline from wn.decisions_latest where experiment = 'button_color_v3'").fetchone()[0]
+    assert headline and f"decision: {headline} —" in run.stdout and f"decision: {headline} —" in show.stdout
     comp = wn("compile", "--experiment", "button_color_v3", "--dialect", "all", cwd=root)
     assert comp.returncode == 0, comp.stderr
     for dialect in ("duckdb", "postgres", "spark", "snowflake", "bigquery"):

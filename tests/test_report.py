@@ -145,10 +145,13 @@ def test_report_header_summary_and_health(page, project):
     shown = page.evaluate("Object.fromEntries(Array.from(document.querySelectorAll('#variants tr[data-variant]'))"
                           ".map(tr => [tr.dataset.variant, tr.querySelector('[data-col=units]').dataset.value]))")
     assert {v: int(float(n)) for v, n in shown.items()} == units
-    # no decision table yet: the summary row is the guardrail + health summary
+    # the summary row: the run's recorded decision, with the guardrail and health chips under it
     summary = page.evaluate("(() => { const s = document.getElementById('summary'); "
                             "return {kind: s.dataset.kind, text: s.innerText}; })()")
-    assert summary["kind"] == "guardrails" and summary["text"].startswith("No decision yet")
+    decision = fetch(project, "select * from wn.decisions_latest where experiment = ?", [EXP])[0]
+    assert decision["run_id"] == overall[0]["run_id"]
+    assert summary["kind"] == "decision"
+    assert summary["text"].startswith(f"Decision: {decision['headline']} — {decision['reason']}")
     for r in overall:
         if r["guardrail_status"] in ("fail", "warn"):
             assert f"{r['metric']} ({r['variant']})" in summary["text"]
@@ -232,8 +235,10 @@ def test_summary_shows_a_decision_once_one_is_recorded():
                 "significant": True, "rel_delta": -0.1, "direction": "increase"}]
     health = [{"check_name": "srm", "dimension": None, "status": "pass", "p_value": 0.5}]
     assert build_summary(None, overall, health).kind == "guardrails"
-    decided = build_summary({"decision": "ship red", "decided_by": "growth-team"}, overall, health)
-    assert decided.kind == "decision" and decided.headline.startswith("Decision: ship red")
+    decided = build_summary({"decision": "ship", "headline": "ship red", "reason": "red: better"}, overall, health)
+    assert decided.kind == "decision" and decided.headline == "Decision: ship red — red: better"
+    assert decided.status == "pass"
+    assert build_summary({"decision": "investigate", "headline": "investigate"}, overall, health).status == "fail"
     assert {i.label for i in decided.items} >= {"SRM", "guardrails fail"}
 
 

@@ -20,6 +20,7 @@ import datetime as dt
 import json
 from typing import Any
 
+from .decision import Rule
 from .plan import AnalysisPlan
 from .sql.incremental import RESEAL_DAYS, IncrementalSpec, column_hashes, state_key, state_tables
 from .warehouse import Adapter
@@ -112,7 +113,8 @@ def decide(adapter: Adapter, schema: str, plan: AnalysisPlan, *, full_refresh: b
 
 def series_key(plan: AnalysisPlan) -> str:
     """Everything the daily series' statistics depend on, whatever the analysis's last day."""
-    return dataclasses.replace(plan, end=plan.start, as_of=plan.start.date()).fingerprint()
+    return dataclasses.replace(plan, end=plan.start, as_of=plan.start.date(), planned_end=None,
+                               decision_rule=Rule()).fingerprint()
 
 
 def _series_recorded(adapter: Adapter, schema: str, plan: AnalysisPlan, row: dict[str, Any],

@@ -2,7 +2,8 @@
 
 Input: the wide ``aggregates`` rows (one per variant x slice, ``<metric>__<moment>``
 columns) and the unit count per exposure variant.  Output: long ``metric_aggregates``
-rows, ``scorecard`` rows (stats layer) and ``health_checks`` rows (SRM, multi-exposure).
+rows, ``scorecard`` rows (stats layer), ``health_checks`` rows (SRM, multi-exposure, unknown
+variants, pre-exposure balance) and the run's ``decisions`` row.
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ import math
 from . import stats
 from .stats.arm import estimate_arm
 from .plan import AnalysisPlan, MetricPlan
-from .warehouse.tables import MOMENTS, SCORECARD
+from .decision import Decision, decide, decision_row
+from .warehouse.tables import DECISIONS, HEALTH_CHECKS, MOMENTS, SCORECARD
 
 SliceKey = tuple[str | None, str | None]   # (dimension, dimension_value); (None, None) = overall
 OVERALL: SliceKey = (None, None)
@@ -28,11 +30,17 @@ class RunOutputs:
     metric_aggregates: list[list[Any]] = field(default_factory=list)
     scorecard: list[list[Any]] = field(default_factory=list)
     health: list[list[Any]] = field(default_factory=list)
+    decisions: list[list[Any]] = field(default_factory=list)   # one row: the run's decision
+    decision: Decision | None = None
     units_by_variant: dict[str, int] = field(default_factory=dict)
     srm_status: str = "unknown"
     srm_p_value: float | None = None
     multi_exposed: int = 0
     unknown_variant_units: int = 0
+
+    def decision_dict(self) -> dict[str, Any] | None:
+        names = [c for c, _ in DECISIONS]
+        return dict(zip(names, self.decisions[0])) if self.decisions else None
 
     def scorecard_dicts(self) -> list[dict[str, Any]]:
         names = [c for c, _ in SCORECARD]
@@ -101,6 +109,13 @@ def build_outputs(plan: AnalysisPlan, aggregates: list[dict[str, Any]], exposure
                        "warn" if out.unknown_variant_units else "pass", float(out.unknown_variant_units),
                        None, f"{out.unknown_variant_units} units in variants not configured "
                        f"({', '.join(sorted(v for v in exposure_counts if v not in weights and v != MULTIPLE)) or 'none'})"])
+    # pre-exposure balance of every CUPED covariate (overall): Welch t per metric x treatment
+    overall_rows = slices[OVERALL]
+    balance = stats.pre_exposure_balance([
+        (f"{m.name}, {v}", moments_of(overall_rows.get(plan.control, empty), m), moments_of(overall_rows.get(v, empty), m))
+        for m in plan.metrics if m.has_covariate for v in plan.variants[1:]])
+    out.health.append([run_id, computed_at, plan.experiment, "pre_exposure_bias", None, None, balance.status,
+                       balance.statistic, balance.p_value, balance.detail])
 
     # -- metric_aggregates (long) ----------------------------------------------------------
     for (dim, value), by_variant in slices.items():
@@ -127,6 +142,15 @@ def build_outputs(plan: AnalysisPlan, aggregates: list[dict[str, Any]], exposure
     for r in rows:
         full = {**base, **r}
         out.scorecard.append([full.get(c) for c in names])
+
+    # -- the decision ----------------------------------------------------------------------
+    health_names = [c for c, _ in HEALTH_CHECKS]
+    out.decision = decide(plan.decision_rule, out.scorecard_dicts(), [dict(zip(health_names, h)) for h in out.health],
+                          treatments=plan.variants[1:], primaries=[m.name for m in plan.metrics if m.role == "primary"],
+                          days_run=(plan.end.date() - plan.start.date()).days,
+                          ended=plan.planned_end is not None and plan.as_of >= plan.planned_end)
+    out.decisions.append(decision_row(out.decision, plan.decision_rule, run_id=run_id, computed_at=computed_at,
+                                      experiment=plan.experiment, as_of=plan.as_of))
     return out
 
 

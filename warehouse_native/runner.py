@@ -208,7 +208,7 @@ def _prepare(adapter: Adapter, schema: str) -> None:
     adapter.ensure_schema(schema)
     for table, columns in TABLES.items():
         adapter.ensure_table(schema, table, columns)
-    for table in ("scorecard", "scorecard_daily"):
+    for table in ("scorecard", "scorecard_daily", "decisions"):
         adapter.execute(adapter.sql(f"CREATE OR REPLACE VIEW {schema}.{table}_latest AS "
                                     f"{scorecard_latest_view(schema, table)}"))
 
@@ -295,7 +295,7 @@ def _publication(schema: str, plan: AnalysisPlan, result: RunResult, target: Tar
         state_row=incremental.state_row(plan, result.run_id, spec, compiled.state_tables) if spec else None,
         state_tables=compiled.state_tables,
         rows=[("metric_aggregates", outputs.metric_aggregates), ("scorecard", outputs.scorecard),
-              ("health_checks", outputs.health)],
+              ("health_checks", outputs.health), ("decisions", outputs.decisions)],
         run_row=run_row, tag=result.run_id.split("_")[-1], series=daily_rows if spec else None)
 
 

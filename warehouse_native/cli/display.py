@@ -72,8 +72,20 @@ def scorecard_table(rows: Iterable[dict[str, Any]], title: str) -> Table:
     return table
 
 
+_DECISION_STYLE = {"ship": "bold green", "do not ship": "bold red", "keep running": "bold yellow",
+                   "investigate": "bold magenta"}
+
+
+def decision_text(decision: dict[str, Any]) -> Text:
+    """``decision: ship red — red: significantly better on ...`` (a wn.decisions row)."""
+    return Text.assemble("decision: ", (str(decision.get("headline") or decision.get("decision")),
+                                        _DECISION_STYLE.get(str(decision.get("decision")), "bold")),
+                         f" — {decision.get('reason') or ''}")
+
+
 def print_summary(experiment: str, run_id: str, srm_status: str, srm_p: float | None,
-                  units: dict[str, int], multi: int, scorecard: list[dict[str, Any]]) -> None:
+                  units: dict[str, int], multi: int, scorecard: list[dict[str, Any]],
+                  decision: dict[str, Any] | None = None) -> None:
     overall = [r for r in scorecard if r.get("dimension") is None]
     guard = [r for r in overall if r.get("role") == "guardrail"]
     failing = sorted({f"{r['metric']} ({r['variant']})" for r in guard if r.get("guardrail_status") == "fail"})
@@ -83,6 +95,8 @@ def print_summary(experiment: str, run_id: str, srm_status: str, srm_p: float | 
                          f" (p={_p(srm_p)})  ", "units: " + ", ".join(f"{v}={n:,}" for v, n in units.items()),
                          f"  multi-exposed excluded: {multi:,}")
     console.print(head)
+    if decision:
+        console.print(decision_text(decision))
     if failing:
         console.print(Text("guardrails FAILING: " + ", ".join(failing), style="bold red"))
     elif warning:
@@ -102,14 +116,16 @@ def print_run(result: RunResult, *, quiet: bool = False) -> None:
     if out is None:
         return
     rows = out.scorecard_dicts()
+    decision = out.decision_dict()
     if quiet:
         sig = sum(1 for r in rows if r["dimension"] is None and r.get("significant"))
         fails = sum(1 for r in rows if r["dimension"] is None and r.get("guardrail_status") == "fail")
         console.print(f"[green]✓[/green] {result.experiment}: run {result.run_id}, SRM {out.srm_status}, "
-                      f"{sig} significant results, {fails} failing guardrails, {result.seconds:.1f}s")
+                      f"{sig} significant results, {fails} failing guardrails, "
+                      f"decision: {decision.get('headline') if decision else 'none'}, {result.seconds:.1f}s")
         return
     print_summary(result.experiment, result.run_id, out.srm_status, out.srm_p_value,
-                  out.units_by_variant, out.multi_exposed, rows)
+                  out.units_by_variant, out.multi_exposed, rows, decision)
     how = result.mode + (f", strategy {result.strategy}" if result.mode == "stateless" else "")
     console.print(f"[dim]{len(rows)} scorecard rows written ({result.seconds:.1f}s, {how}"
                   f"{'; ' + result.note if result.note else ''}); slices: wn show --experiment "

@@ -32,6 +32,10 @@ def command(flags: Flags, experiment: str, slices: bool) -> None:
         run_id = rows[0]["run_id"]
         health = adapter.fetch(f"select * from {schema}.health_checks where run_id = {adapter.placeholder}",
                                [run_id])
+        decision = None
+        if adapter.table_columns(schema, "decisions"):   # warehouses written before decisions existed have none
+            found = adapter.fetch(f"select * from {schema}.decisions where run_id = {adapter.placeholder}", [run_id])
+            decision = found[0] if found else None
     srm = next((h for h in health if h["check_name"] == "srm" and h["dimension"] is None), {})
     multi = next((h for h in health if h["check_name"] == "multi_exposure"), {})
     units: dict[str, int] = {}
@@ -40,7 +44,7 @@ def command(flags: Flags, experiment: str, slices: bool) -> None:
             units.setdefault(r["control_variant"], int(r["control_units"]))
             units.setdefault(r["variant"], int(r["variant_units"]))
     print_summary(experiment, run_id, srm.get("status", "unknown"), srm.get("p_value"), units,
-                  int(multi.get("statistic") or 0), rows)
+                  int(multi.get("statistic") or 0), rows, decision)
     if slices:
         dims = sorted({r["dimension"] for r in rows if r["dimension"]})
         for dim in dims:

@@ -14,6 +14,8 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Literal
 
+from ..decision import Rule
+
 Aggregation = Literal["count", "sum", "flag", "count_distinct", "distinct_days"]
 WindowKind = Literal["post", "pre"]
 Finish = Literal["none", "per_post_day", "per_pre_day"]
@@ -129,6 +131,8 @@ class AnalysisPlan:
     # "string", ...: found by `wn run`), or "text" (the families differ: both sides cast to text)
     unit_keys: str = ""
     daily_history: bool = False          # see Analysis.daily_history
+    planned_end: dt.date | None = None   # the experiment's last day (None: open-ended)
+    decision_rule: Rule = Rule()         # the experiment's decision: settings
 
     @property
     def scan_start(self) -> dt.datetime:

@@ -9,6 +9,7 @@ import json
 from ..errors import CompileError
 from ..project import Experiment, Metric, Project, Source
 from ..project.models import render_sql
+from ..decision import Rule
 from .analysis_plan import AnalysisPlan, ExposurePlan, MetricPlan, SourceScan, UnitColumn
 
 _AGG_OF = {
@@ -149,6 +150,8 @@ def build_plan(project: Project, experiment: Experiment, *, as_of: dt.date, sche
         metrics=tuple(metric_plans), confidence=analysis.confidence, correction=analysis.correction,
         alternative=analysis.alternative, sequential=analysis.sequential, bayesian=analysis.bayesian,
         prior_mean=analysis.prior.mean, prior_sd=analysis.prior.sd, daily_history=analysis.daily_history,
+        planned_end=experiment.end,
+        decision_rule=Rule(**experiment.decision.model_dump()),
         models=render_models(project, schema))
 
 

@@ -26,7 +26,7 @@ class Published:
     health: list[Row]                         # wn.health_checks rows of that run
     exposures_per_day: list[Row] | None       # day, variant, units; None: no exposures view
     daily: list[Row] | None                   # scorecard_daily_latest rows; None: no time series
-    decision: Mapping[str, Any] | None = None  # issue 12 (wn.decisions): None until it exists
+    decision: Mapping[str, Any] | None = None  # the run's wn.decisions row (None: written by an older wn)
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -77,14 +77,17 @@ def read_published(adapter: Adapter, schema: str, experiment: str, *, where: str
     if adapter.table_columns(schema, "scorecard_daily_latest"):
         daily = adapter.fetch(f"select * from {schema}.scorecard_daily_latest where experiment = {p}",
                               [experiment])
-    return Published(experiment, run, scorecard, health, exposures, daily, read_decision(adapter, schema, experiment),
+    return Published(experiment, run, scorecard, health, exposures, daily, read_decision(adapter, schema, run_id),
                      notes)
 
 
-def read_decision(adapter: Adapter, schema: str, experiment: str) -> Mapping[str, Any] | None:
-    """The experiment's recorded decision: issue 12 adds ``wn.decisions``; until then there is
-    none and the report shows the guardrail and health summary in its place."""
-    return None
+def read_decision(adapter: Adapter, schema: str, run_id: str) -> Mapping[str, Any] | None:
+    """The decision the run recorded in ``wn.decisions``; None for runs of a wn that wrote
+    none (the report then shows the guardrail and health summary in its place)."""
+    if not adapter.table_columns(schema, "decisions"):
+        return None
+    rows = adapter.fetch(f"select * from {schema}.decisions where run_id = {adapter.placeholder}", [run_id])
+    return rows[0] if rows else None
 
 
 def _sortable(value: Any) -> str:

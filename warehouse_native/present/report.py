@@ -2,8 +2,8 @@
 
 The page model (dataclasses below) holds everything the template shows, already ordered and
 formatted-ready; charts are SVG strings rendered by ``charts``.  The summary row at the top is
-the experiment's decision once one is recorded (issue 12), and until then the guardrail and
-health summary: ``build_summary`` chooses.
+the experiment's decision (wn.decisions) over the guardrail and health chips; runs recorded
+without a decision show the chips alone (``build_summary``).
 """
 
 from __future__ import annotations
@@ -145,8 +145,13 @@ def _points(rows: Sequence[ResultRow]) -> list[dict[str, Any]]:
              "verdict": r.verdict} for r in rows if r.rel is not None and r.ci_lower is not None]
 
 
+# the colour of the summary row per decision
+_DECISION_STATUS = {"ship": "pass", "keep running": "warn", "do not ship": "fail", "investigate": "fail"}
+
+
 def build_summary(decision: Mapping[str, Any] | None, overall: Sequence[Row], health: Sequence[Row]) -> Summary:
-    """The decision row once issue 12 records decisions; the guardrail + health summary until then."""
+    """The run's decision (wn.decisions) with the guardrail and health chips under it; runs
+    without a recorded decision show the chips with a "No decision" headline."""
     items: list[SummaryItem] = []
     srm = next((h for h in health if h.get("check_name") == "srm" and h.get("dimension") is None), None)
     if srm is not None:
@@ -171,9 +176,9 @@ def build_summary(decision: Mapping[str, Any] | None, overall: Sequence[Row], he
                                      f"{r['variant']}: significantly {'better' if better else 'worse'}"))
     worst = max((i.status for i in items if i.status in _STATUS_RANK), key=_STATUS_RANK.get, default="unknown")
     if decision is not None:
-        text = str(decision.get("decision") or "decision recorded")
-        extra = ", ".join(f"{k}: {v}" for k, v in decision.items() if k not in ("decision", "experiment") and v)
-        return Summary("decision", worst, f"Decision: {text}" + (f" ({extra})" if extra else ""), items)
+        status = _DECISION_STATUS.get(str(decision.get("decision")), worst)
+        return Summary("decision", status, f"Decision: {decision.get('headline') or decision.get('decision')} — "
+                       f"{decision.get('reason') or ''}", items)
     head = {"fail": "No decision yet — a health check or guardrail fails",
             "warn": "No decision yet — warnings to review",
             "pass": "No decision yet — guardrails and health checks pass",

@@ -214,6 +214,17 @@ class Analysis(_Frozen):
     daily_history: bool = False
 
 
+class DecisionRule(_Frozen):
+    """``decision:`` of an experiment: how its results become ship / do not ship / keep
+    running / investigate (warehouse_native/decision.py; docs/statistics.md, "Decision")."""
+
+    min_days: int = Field(default=7, ge=0, le=3650)
+    # relative lift the primary metrics must be able to detect with 80% power before "no
+    # effect" becomes "do not ship" (0.02 = 2%); without it wn keeps running until the end date
+    mde: float | None = Field(default=None, gt=0, le=10)
+    ship_when: Literal["all_primary", "any_primary"] = "all_primary"
+
+
 class Experiment(_Frozen):
     name: str
     description: str | None = None
@@ -229,6 +240,7 @@ class Experiment(_Frozen):
     guardrail_metrics: list[str] = []
     dimensions: list[str] = []
     analysis: Analysis = Analysis()
+    decision: DecisionRule = DecisionRule()
 
     _name = field_validator("name")(classmethod(lambda cls, v: _check_name(v)))
 

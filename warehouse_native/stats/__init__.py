@@ -4,6 +4,7 @@ No SQL, no I/O, no imports from other wn layers. Conventions and formulas are in
 ``docs/statistics.md``.
 """
 
+from .balance import BalanceResult, pre_exposure_balance
 from .bayesian import DEFAULT_PRIOR_SD, BayesianResult, bayesian_summary
 from .comparison import Comparison, compare
 from .contrast import ALTERNATIVES
@@ -23,6 +24,7 @@ from .srm import SrmResult, srm_check
 
 __all__ = [
     "ALTERNATIVES",
+    "BalanceResult",
     "BayesianResult",
     "COVARIATE_FIELDS",
     "CORRECTION_METHODS",
@@ -42,6 +44,7 @@ __all__ = [
     "adjust_p_values",
     "adjusted_confidence",
     "bayesian_summary",
+    "pre_exposure_balance",
     "compare",
     "days_needed",
     "guardrail_check",

@@ -62,6 +62,14 @@ HEALTH_CHECKS: Columns = (
     ("status", "varchar"), ("statistic", "double"), ("p_value", "double"), ("detail", "varchar"),
 )
 
+# one row per run: the experiment's decision (warehouse_native/decision.py)
+DECISIONS: Columns = (
+    ("run_id", "varchar"), ("computed_at", "timestamp"), ("experiment", "varchar"), ("as_of", "varchar"),
+    ("decision", "varchar"), ("variant", "varchar"), ("headline", "varchar"), ("reason", "varchar"),
+    ("days_run", "bigint"), ("more_days", "bigint"), ("mde_target", "double"), ("mde_now", "double"),
+    ("rule", "varchar"), ("readings", "varchar"),
+)
+
 RUNS: Columns = (
     ("run_id", "varchar"), ("experiment", "varchar"), ("started_at", "timestamp"),
     ("finished_at", "timestamp"), ("status", "varchar"), ("mode", "varchar"),
@@ -86,6 +94,7 @@ TABLES: dict[str, Columns] = {   # wn.exposures is a view, see exposures_view
     "scorecard": SCORECARD,
     "scorecard_daily": SCORECARD_DAILY,
     "health_checks": HEALTH_CHECKS,
+    "decisions": DECISIONS,
     "runs": RUNS,
     "incremental_state": INCREMENTAL_STATE,
 }
