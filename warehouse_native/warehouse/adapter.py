@@ -54,6 +54,11 @@ class Adapter(abc.ABC):
         """Column names of a table, or [] when it does not exist."""
 
     @abc.abstractmethod
+    @abc.abstractmethod
+    def query_column_type(self, select: str) -> str | None:
+        """The engine's type name of the single column ``k`` of ``select`` (a SELECT that may
+        read no rows), or None when the engine cannot tell without a row and there is none."""
+
     def load_columns(self, relation: str, columns: Mapping[str, np.ndarray]) -> int:
         """Replace ``relation`` with the given numpy columns (NaN floats -> NULL)."""
 

@@ -79,6 +79,10 @@ class DuckDBAdapter(Adapter):
             "table_name = ? order by ordinal_position", [schema, table]).fetchall()
         return [r[0] for r in rows]
 
+    def query_column_type(self, select: str) -> str | None:
+        rows = self.fetch(f"describe {select}")
+        return str(rows[0]["column_type"]) if rows else None
+
     def load_columns(self, relation: str, columns: Mapping[str, np.ndarray]) -> int:
         import numpy as np
 

@@ -32,15 +32,7 @@ def type_family(type_name: str) -> str:
 def column_type(adapter: "Adapter", relation: str, column: str) -> str | None:
     """The type of ``column`` in ``relation`` (a table name or a parenthesised SELECT), or None
     when the engine cannot tell without rows and the relation has none."""
-    select = f"select src.{column} as k from {relation} as src"
-    if adapter.dialect == "duckdb":
-        rows = adapter.fetch(f"describe {select}")
-        return str(rows[0]["column_type"]) if rows else None
-    if adapter.dialect in ("spark", "databricks"):
-        rows = adapter.fetch(f"describe query {select}")
-        return str(rows[0]["data_type"]) if rows else None
-    rows = adapter.fetch(f"select pg_typeof(k)::text as t from ({select} limit 1) as one")
-    return str(rows[0]["t"]) if rows else None
+    return adapter.query_column_type(f"select src.{column} as k from {relation} as src")
 
 
 def unit_keys(adapter: "Adapter", columns: list[tuple[str, str]]) -> str:

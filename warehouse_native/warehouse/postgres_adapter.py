@@ -150,6 +150,10 @@ class PostgresAdapter(Adapter):
                           "and table_name = %s order by ordinal_position", [schema, table])
         return [r["column_name"] for r in rows]
 
+    def query_column_type(self, select: str) -> str | None:
+        rows = self.fetch(f"select pg_typeof(k)::text as t from ({select} limit 1) as one")
+        return str(rows[0]["t"]) if rows else None
+
     def _column_types(self, relation: str) -> list[tuple[str, str]]:
         """(name, type) of an existing table's columns, or [] when it does not exist."""
         rows = self.fetch(

@@ -187,6 +187,10 @@ class SparkAdapter(Adapter):
             return []
         return list(self.spark.table(f"{schema}.{table}").columns)
 
+    def query_column_type(self, select: str) -> str | None:
+        rows = self.fetch(f"describe query {select}")
+        return str(rows[0]["data_type"]) if rows else None
+
     def ensure_table(self, schema: str, table: str, columns: Columns) -> None:
         existing = {c.lower() for c in self.table_columns(schema, table)}
         if not existing:
