@@ -150,3 +150,5 @@ def test_the_demo_records_its_decision_with_the_run(demo_project, project_and_ta
     assert json.loads(last["rule"]) == {"min_days": 7, "mde": 0.05, "ship_when": "any_primary"}
     readings = {r["variant"]: r for r in json.loads(last["readings"])}
     assert readings["orange"]["guardrails_failed"] == ["revenue"] and readings["red"]["better"] == ["visited_signup"]
+    # red's revenue guardrail warns: said, not decisive
+    assert readings["red"]["guardrails_warned"] == ["revenue"] and "(guardrails warning: revenue)" in last["reason"]

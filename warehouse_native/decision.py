@@ -56,6 +56,7 @@ class VariantReading:
     better: tuple[str, ...] = ()         # primary metrics significantly better
     worse: tuple[str, ...] = ()          # primary metrics significantly worse
     guardrails_failed: tuple[str, ...] = ()
+    guardrails_warned: tuple[str, ...] = ()   # guardrails that may have regressed (not decisive)
     primaries: int = 0
     lift: float | None = None            # relative lift of the first primary metric, in its direction
     mde: float | None = None             # the largest current 80%-power relative MDE of its primaries
@@ -115,10 +116,12 @@ def read_variant(variant: str, rows: Sequence[Mapping[str, Any]], primaries: Seq
             lift = _signed(row, "rel_delta")
         if row.get("mde_80") is not None and math.isfinite(row["mde_80"]):
             mdes.append(float(row["mde_80"]))
-    failed = tuple(sorted(r["metric"] for r in mine if r.get("role") == "guardrail"
-                          and r.get("guardrail_status") == "fail"))
-    return VariantReading(variant, tuple(better), tuple(worse), failed, len(primaries), lift,
-                          max(mdes) if mdes else None)
+    def guardrails(status: str) -> tuple[str, ...]:
+        return tuple(sorted(r["metric"] for r in mine if r.get("role") == "guardrail"
+                            and r.get("guardrail_status") == status))
+
+    return VariantReading(variant, tuple(better), tuple(worse), guardrails("fail"), guardrails("warn"),
+                          len(primaries), lift, max(mdes) if mdes else None)
 
 
 def more_days_for(mde_now: float, target: float, days_run: int) -> int:
@@ -148,8 +151,9 @@ def decide(rule: Rule, rows: Sequence[Mapping[str, Any]], health: Sequence[Mappi
     if winners:
         best = max(winners, key=lambda r: r.lift if r.lift is not None else -math.inf)
         others = [r.variant for r in winners if r is not best]
+        warned = f" (guardrails warning: {', '.join(best.guardrails_warned)})" if best.guardrails_warned else ""
         return Decision(SHIP, best.variant, f"{best.variant}: significantly better on {', '.join(best.better)}, "
-                        "worse on no primary metric, no guardrail fails"
+                        f"worse on no primary metric, no guardrail fails{warned}"
                         + (f" (also shippable: {', '.join(others)}; {best.variant} has the largest lift on "
                            f"{primaries[0]})" if others else ""), **base)
     if readings and all(r.harmful for r in readings):
