@@ -17,7 +17,7 @@ import math
 from . import stats
 from .stats.arm import estimate_arm
 from .plan import AnalysisPlan, MetricPlan
-from .decision import Decision, decide, decision_row
+from .decision import decide, decision_row
 from .warehouse.tables import DECISIONS, HEALTH_CHECKS, MOMENTS, SCORECARD
 
 SliceKey = tuple[str | None, str | None]   # (dimension, dimension_value); (None, None) = overall
@@ -31,7 +31,6 @@ class RunOutputs:
     scorecard: list[list[Any]] = field(default_factory=list)
     health: list[list[Any]] = field(default_factory=list)
     decisions: list[list[Any]] = field(default_factory=list)   # one row: the run's decision
-    decision: Decision | None = None
     units_by_variant: dict[str, int] = field(default_factory=dict)
     srm_status: str = "unknown"
     srm_p_value: float | None = None
@@ -145,11 +144,11 @@ def build_outputs(plan: AnalysisPlan, aggregates: list[dict[str, Any]], exposure
 
     # -- the decision ----------------------------------------------------------------------
     health_names = [c for c, _ in HEALTH_CHECKS]
-    out.decision = decide(plan.decision_rule, out.scorecard_dicts(), [dict(zip(health_names, h)) for h in out.health],
+    decision = decide(plan.decision_rule, out.scorecard_dicts(), [dict(zip(health_names, h)) for h in out.health],
                           treatments=plan.variants[1:], primaries=[m.name for m in plan.metrics if m.role == "primary"],
                           days_run=(plan.end.date() - plan.start.date()).days,
                           ended=plan.planned_end is not None and plan.as_of >= plan.planned_end)
-    out.decisions.append(decision_row(out.decision, plan.decision_rule, run_id=run_id, computed_at=computed_at,
+    out.decisions.append(decision_row(decision, plan.decision_rule, run_id=run_id, computed_at=computed_at,
                                       experiment=plan.experiment, as_of=plan.as_of))
     return out
 
