@@ -3,7 +3,7 @@
 Input: the wide ``aggregates`` rows (one per variant x slice, ``<metric>__<moment>``
 columns) and the unit count per exposure variant.  Output: long ``metric_aggregates``
 rows, ``scorecard`` rows (stats layer), ``health_checks`` rows (SRM, multi-exposure, unknown
-variants, pre-exposure balance) and the run's ``decisions`` row.
+variants, pre-exposure balance, exposure gaps) and the run's ``decisions`` row.
 """
 
 from __future__ import annotations
@@ -76,7 +76,10 @@ def _alternative(plan: AnalysisPlan, metric: MetricPlan) -> str:
 
 
 def build_outputs(plan: AnalysisPlan, aggregates: list[dict[str, Any]], exposure_counts: dict[str, int],
-                  *, run_id: str, computed_at: dt.datetime) -> RunOutputs:
+                  *, run_id: str, computed_at: dt.datetime,
+                  exposures_by_day: dict[tuple[dt.date, str], int] | None = None) -> RunOutputs:
+    """``exposure_counts``: units per exposure variant; ``exposures_by_day``: units first
+    exposed per (day, variant), for the exposure-gap check (left out when None)."""
     out = RunOutputs()
     slices = _slices(aggregates)
     slices.setdefault(OVERALL, {})
@@ -115,6 +118,11 @@ def build_outputs(plan: AnalysisPlan, aggregates: list[dict[str, Any]], exposure
         for m in plan.metrics if m.has_covariate for v in plan.variants[1:]])
     out.health.append([run_id, computed_at, plan.experiment, "pre_exposure_bias", None, None, balance.status,
                        balance.statistic, balance.p_value, balance.detail])
+    if exposures_by_day is not None:   # days without new units, overall and per variant
+        gaps = stats.exposure_gaps(exposures_by_day, weights, plan.start.date(),
+                                   plan.end.date() - dt.timedelta(days=1))
+        out.health.append([run_id, computed_at, plan.experiment, "exposure_gaps", None, None, gaps.status,
+                           float(len(gaps.empty_days) + len(gaps.starved)), None, gaps.detail])
 
     # -- metric_aggregates (long) ----------------------------------------------------------
     for (dim, value), by_variant in slices.items():

@@ -165,13 +165,20 @@ def run_experiment(project: Project, target: Target, adapter: Adapter, experimen
             if choice.startswith("inline"):   # no statement of its own: record the decision
                 result.steps.append(StepResult(name, "inline", 0.0, choice=choice))
         counts = adapter.fetch(
-            f"select variant, count(*) as units from {compiled.relations['exposures']} group by variant order by variant")
+            f"select variant, cast(first_exposure_at as date) as day, count(*) as units "
+            f"from {compiled.relations['exposures']} group by variant, cast(first_exposure_at as date)")
         say("computing statistics")
         from .results import build_outputs
 
         t0 = time.perf_counter()
-        outputs = build_outputs(plan, aggregates, {r["variant"]: int(r["units"]) for r in counts},
-                                run_id=run_id, computed_at=started)
+        by_variant: dict[str, int] = {}
+        by_day: dict[tuple[dt.date, str], int] = {}
+        for r in counts:
+            by_variant[r["variant"]] = by_variant.get(r["variant"], 0) + int(r["units"])
+            day = r["day"] if isinstance(r["day"], dt.date) else dt.date.fromisoformat(str(r["day"])[:10])
+            by_day[(day, r["variant"])] = int(r["units"])
+        outputs = build_outputs(plan, aggregates, by_variant, run_id=run_id, computed_at=started,
+                                exposures_by_day=by_day)
         result.steps.append(StepResult("statistics", "python", time.perf_counter() - t0,
                                        rows=len(outputs.scorecard)))
         result.outputs = outputs

@@ -10,6 +10,7 @@ from .comparison import Comparison, compare
 from .contrast import ALTERNATIVES
 from .correction import CORRECTION_METHODS, adjust_p_values, adjusted_confidence
 from .errors import StatsInputError
+from .exposure_gaps import GapResult, exposure_gaps
 from .guardrail import DIRECTIONS, GuardrailResult, guardrail_check
 from .moments import (
     COVARIATE_FIELDS,
@@ -31,6 +32,7 @@ __all__ = [
     "Comparison",
     "DEFAULT_PRIOR_SD",
     "DIRECTIONS",
+    "GapResult",
     "GuardrailResult",
     "MOMENT_FIELDS",
     "Moments",
@@ -44,6 +46,7 @@ __all__ = [
     "adjust_p_values",
     "adjusted_confidence",
     "bayesian_summary",
+    "exposure_gaps",
     "pre_exposure_balance",
     "compare",
     "days_needed",
