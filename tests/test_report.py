@@ -239,6 +239,10 @@ def test_summary_shows_a_decision_once_one_is_recorded():
     assert decided.kind == "decision" and decided.headline == "Decision: ship red — red: better"
     assert decided.status == "pass"
     assert build_summary({"decision": "investigate", "headline": "investigate"}, overall, health).status == "fail"
+    # a failing check other than SRM gets its own chip, with its detail
+    gaps = {"check_name": "exposure_gaps", "dimension": None, "status": "fail", "detail": "no new unit in red on 2026-10-20"}
+    chips = {i.label: (i.status, i.detail) for i in build_summary(None, overall, health + [gaps]).items}
+    assert chips["exposure gaps"] == ("fail", "no new unit in red on 2026-10-20")
     assert {i.label for i in decided.items} >= {"SRM", "guardrails fail"}
 
 

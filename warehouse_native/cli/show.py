@@ -15,6 +15,7 @@ from .flags import Flags, common_flags
 @common_flags
 def command(flags: Flags, experiment: str, slices: bool) -> None:
     """Read wn.scorecard_latest and the health checks of that run, and print them."""
+    from ..present.published import read_decision
     from ..warehouse import connect
     from .display import print_summary, scorecard_table
 
@@ -32,10 +33,7 @@ def command(flags: Flags, experiment: str, slices: bool) -> None:
         run_id = rows[0]["run_id"]
         health = adapter.fetch(f"select * from {schema}.health_checks where run_id = {adapter.placeholder}",
                                [run_id])
-        decision = None
-        if adapter.table_columns(schema, "decisions"):   # warehouses written before decisions existed have none
-            found = adapter.fetch(f"select * from {schema}.decisions where run_id = {adapter.placeholder}", [run_id])
-            decision = found[0] if found else None
+        decision = read_decision(adapter, schema, run_id)
     srm = next((h for h in health if h["check_name"] == "srm" and h["dimension"] is None), {})
     multi = next((h for h in health if h["check_name"] == "multi_exposure"), {})
     units: dict[str, int] = {}

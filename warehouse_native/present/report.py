@@ -161,6 +161,10 @@ def build_summary(decision: Mapping[str, Any] | None, overall: Sequence[Row], he
     multi = next((h for h in health if h.get("check_name") == "multi_exposure"), None)
     if multi is not None:
         items.append(SummaryItem("multi-exposure", multi.get("status") or "unknown", multi.get("detail") or ""))
+    for h in health:   # every other overall check that did not pass (pre-exposure bias, exposure gaps, ...)
+        if h.get("dimension") is None and h.get("check_name") not in ("srm", "multi_exposure") \
+                and h.get("status") in ("fail", "warn"):
+            items.append(SummaryItem(str(h["check_name"]).replace("_", " "), h["status"], h.get("detail") or ""))
     guard = [r for r in overall if r.get("role") == "guardrail"]
     for status in ("fail", "warn"):
         hit = sorted({f"{r['metric']} ({r['variant']})" for r in guard if r.get("guardrail_status") == status})
