@@ -1,7 +1,7 @@
 """A second project, unlike the demo, for comparing engines and query shapes.
 
 It has every metric type (count, sum with winsorization, conversion, active_days,
-daily_participation, count_distinct, mean, ratio, a windowed count), CUPED with a 7-day
+daily_participation, count_distinct, mean, ratio, a windowed count, retention, funnel), CUPED with a 7-day
 window, a guardrail in the `decrease` direction, three sources (the assignment log, actions,
 orders), **integer** unit ids, three unbalanced variants, one dimension with NULL values, and
 data with edge cases: multi-exposed units, units with no events, events exactly at the first
@@ -62,6 +62,16 @@ metrics:
   - {name: order_total, source: orders, type: sum, value: total}
   - {name: order_count, source: orders, type: count}
   - {name: basket, type: ratio, numerator: order_total, denominator: order_count}
+  - {name: day3_return, source: actions, type: retention, retention: {day: 3}, filter: "kind in ('click', 'view')"}
+  - name: view_to_buy
+    source: actions
+    type: funnel
+    funnel:
+      within_hours: 48
+      steps:
+        - {name: viewed, filter: "kind = 'view'"}
+        - {name: clicked, filter: "kind = 'click'"}
+        - {name: bought, filter: "kind = 'buy'"}
 """
 
 EXPERIMENT_YAML = f"""\
@@ -77,7 +87,7 @@ experiment:
     - {{name: one_page, weight: 0.25}}
     - {{name: express, weight: 0.25}}
   primary_metrics: [buyer, spend]
-  secondary_metrics: [clicks, first_week_clicks, active, daily_rate, items_seen, basket]
+  secondary_metrics: [clicks, first_week_clicks, active, daily_rate, items_seen, basket, day3_return, view_to_buy]
   dimensions: [platform]
   analysis: {{confidence: 0.95, cuped: true, cuped_days: 7, correction: holm}}
 """

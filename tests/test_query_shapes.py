@@ -79,6 +79,21 @@ def independent_units(tables: dict) -> pd.DataFrame:
         lat = rows[rows.latency_ms.notna()]
         out["latency" + suffix] = lat.groupby("uid").latency_ms.sum()
         out["latency" + ("__den" if not suffix else "__pre_den")] = lat.groupby("uid").size()
+    # retention on day 3: active in [fe + 3 days, fe + 4 days), only units whose day 3 is over
+    eligible = (units.fe + pd.Timedelta(days=4) <= END).astype(float)
+    act3 = post[post.kind.isin(["click", "view"]) & (post.seen_at >= post.fe + pd.Timedelta(days=3))
+                & (post.seen_at < post.fe + pd.Timedelta(days=4))]
+    out["day3_return"] = act3.groupby("uid").size().clip(upper=1).reindex(out.index).fillna(0) * eligible
+    out["day3_return__den"] = eligible
+    was_active = pre[pre.kind.isin(["click", "view"])].groupby("uid").size().clip(upper=1)
+    out["day3_return__pre"] = was_active.reindex(out.index).fillna(0) * eligible
+    # the funnel view -> click -> buy: first rows of each step in order, the last within 48 hours
+    firsts = {k: post[post.kind == k].groupby("uid").seen_at.min().reindex(out.index) for k in ("view", "click", "buy")}
+    v, c, b = firsts["view"], firsts["click"], firsts["buy"]
+    out["view_to_buy__viewed"] = v.notna().astype(float)
+    out["view_to_buy__clicked"] = (v.notna() & c.notna() & (c >= v) & (c < v + pd.Timedelta(hours=48))).astype(float)
+    out["view_to_buy__bought"] = (out["view_to_buy__clicked"].astype(bool) & b.notna() & (b >= c)
+                                  & (b < v + pd.Timedelta(hours=48))).astype(float)
     week = post[(post.kind == "click") & (post.seen_at < post.fe + pd.Timedelta(days=7))]
     out["first_week_clicks"] = week.groupby("uid").size()
     out["first_week_clicks__pre"] = out["clicks__pre"]

@@ -16,9 +16,11 @@ from typing import Literal
 
 from ..decision import Rule
 
-Aggregation = Literal["count", "sum", "flag", "count_distinct", "distinct_days"]
+Aggregation = Literal["count", "sum", "flag", "count_distinct", "distinct_days", "first_ts"]
 WindowKind = Literal["post", "pre"]
-Finish = Literal["none", "per_post_day", "per_pre_day"]
+# how a unit column's raw aggregate becomes its value (sql/render.py ``_finish``): as is,
+# per active day, the retention eligibility indicator, a funnel step's completion flag
+Finish = Literal["none", "per_post_day", "per_pre_day", "eligible", "funnel"]
 Role = Literal["primary", "secondary", "guardrail"]
 
 
@@ -35,9 +37,17 @@ class UnitColumn:
     start_day: int = 0
     end_day: int | None = None
     finish: Finish = "none"
+    # retention: a unit counts only once this many days after its first exposure are over by
+    # the analysis end (its value is 0 before; the ``eligible`` column says whether it counts)
+    complete_after: int | None = None
+    # funnel steps: the earlier steps' columns (first-row times), and the conversion window
+    after: tuple[str, ...] = ()
+    within_hours: float | None = None
 
     def signature(self) -> tuple:
-        return (self.agg, self.window, self.filter, self.value, self.start_day, self.end_day)
+        base = (self.agg, self.window, self.filter, self.value, self.start_day, self.end_day)
+        extra = (self.complete_after, self.after, self.within_hours)
+        return base + extra if any(x not in (None, ()) for x in extra) else base
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
 import json
@@ -44,6 +45,10 @@ def _measure(metric: Metric, prefix: str, window: str, cuped_days: int) -> tuple
     start = metric.window.start_day if metric.window and window == "post" else 0
     end = metric.window.end_day if metric.window and window == "post" else None
     base = dict(metric=metric.name, window=window, filter=metric.filter, start_day=start, end_day=end)
+    if metric.type == "retention":
+        return _retention(metric, prefix, window)
+    if metric.type == "funnel":
+        return _funnel(metric, prefix, window, start, end)
     if metric.type == "mean":
         return (UnitColumn(name=prefix, agg="sum", value=metric.value, **base),
                 UnitColumn(name=prefix + "__den" if window == "post" else prefix + "_den",
@@ -52,6 +57,32 @@ def _measure(metric: Metric, prefix: str, window: str, cuped_days: int) -> tuple
     if metric.type == "daily_participation":
         finish = "per_post_day" if window == "post" else "per_pre_day"
     return (UnitColumn(name=prefix, agg=_AGG_OF[metric.type], value=metric.value, finish=finish, **base),)
+
+
+def _retention(metric: Metric, prefix: str, window: str) -> tuple[UnitColumn, ...]:
+    """Retention on day N: active in [exposure + N days, exposure + N + 1 days), counted only
+    for units whose day N is over by the analysis end (``<m>__den``: 1 for those units).  Its
+    CUPED covariate: active in the pre-exposure window, for the same units."""
+    day = metric.retention.day
+    common = dict(metric=metric.name, agg="flag", filter=metric.filter, complete_after=day + 1)
+    if window == "pre":
+        return (UnitColumn(name=prefix, window="pre", **common),)
+    post = dict(window="post", start_day=day, end_day=day + 1, **common)
+    return (UnitColumn(name=prefix, **post), UnitColumn(name=prefix + "__den", finish="eligible", **post))
+
+
+def _funnel(metric: Metric, prefix: str, window: str, start: int, end: int | None) -> tuple[UnitColumn, ...]:
+    """A funnel: per step the time of the unit's first row of that step in the post window;
+    the unit metrics turn them into completion flags (the metric: the last step)."""
+    if window == "pre":
+        return ()
+    out: list[UnitColumn] = []
+    for step in metric.funnel.steps:
+        cond = step.filter if not metric.filter else f"({metric.filter}) and ({step.filter})"
+        out.append(UnitColumn(name=f"{prefix}__{step.name}", metric=metric.name, agg="first_ts", window="post",
+                              filter=cond, start_day=start, end_day=end, finish="funnel",
+                              after=tuple(c.name for c in out), within_hours=metric.funnel.within_hours))
+    return tuple(out)
 
 
 def definition_hash(metric: Metric, project: Project) -> str:
@@ -107,13 +138,17 @@ def build_plan(project: Project, experiment: Experiment, *, as_of: dt.date, sche
         if with_pre:
             pre_cols = _measure(metric, prefix + "__pre", "pre", analysis.cuped_days)
             cols.extend(pre_cols)
+        if metric.type == "funnel":   # the metric reads the last step; its steps are read below
+            return post[-1].name, None, None, None
         den = post[1].name if len(post) > 1 else None
         pre = pre_cols[0].name if pre_cols else None
         pre_den = pre_cols[1].name if len(pre_cols) > 1 else None
+        if metric.type == "retention" and pre:
+            pre_den = den   # the pre-window activity of the same (eligible) units
         return post[0].name, den, pre, pre_den
 
     for metric, role in metric_roles(project, experiment):
-        with_pre = analysis.cuped and metric.cuped
+        with_pre = analysis.cuped and metric.cuped and metric.type != "funnel"
         if metric.type == "ratio":
             num_m, den_m = project.metrics[metric.numerator], project.metrics[metric.denominator]
             value, _, pre, _ = add_columns(num_m, f"{metric.name}__num", with_pre)
@@ -129,6 +164,8 @@ def build_plan(project: Project, experiment: Experiment, *, as_of: dt.date, sche
             pre_den_column=pre_den, winsor_lower=lower, winsor_upper=upper,
             max_regression=metric.guardrail.max_regression if metric.guardrail else 0.0,
             description=metric.description, definition_hash=definition_hash(metric, project)))
+        if metric.type == "funnel":
+            metric_plans.extend(_funnel_steps(metric, metric_plans[-1]))
 
     scans = []
     for src_name in sorted(columns_by_source):
@@ -153,6 +190,23 @@ def build_plan(project: Project, experiment: Experiment, *, as_of: dt.date, sche
         planned_end=experiment.end,
         decision_rule=Rule(**experiment.decision.model_dump()),
         models=render_models(project, schema))
+
+
+def _funnel_steps(metric: Metric, overall: MetricPlan) -> list[MetricPlan]:
+    """A funnel's per-step read-outs, ``<funnel>__<step>``: the first step's share of exposed
+    units, then each step's conversion among the units that completed the step before it.
+    Secondary metrics whatever the funnel's role: diagnostics, outside the correction family
+    and the decision."""
+    cols = [f"{metric.name}__{s.name}" for s in metric.funnel.steps]
+    tags = tuple(t for t in overall.tags if t != "guardrail")
+    return [dataclasses.replace(overall, name=col, type="funnel_step", role="secondary", tags=tags,
+                                value_column=col, den_column=cols[k - 1] if k else None,
+                                max_regression=0.0,
+                                description=f"step {k + 1} of funnel {metric.name}"
+                                            + (f": conversion from {metric.funnel.steps[k - 1].name}" if k else
+                                               ": share of exposed units"),
+                                definition_hash=f"{overall.definition_hash}:{k}")
+            for k, col in enumerate(cols)]
 
 
 POWER_VARIANT = "all"
@@ -186,6 +240,8 @@ def build_power_plan(project: Project, metric_name: str, *, unit: str, as_of: dt
         cols = _measure(metric, metric.name, "post", 0)
         columns.setdefault(metric.source, []).extend(cols)
         value, den_col = cols[0].name, (cols[1].name if len(cols) > 1 else None)
+        if metric.type == "funnel":
+            value, den_col = cols[-1].name, None
     scans = tuple(SourceScan(source=name, relation=source_relation(project, project.sources[name], schema),
                              unit_column=project.sources[name].units[unit],
                              timestamp=project.sources[name].timestamp, columns=tuple(cols))

@@ -19,10 +19,12 @@ NAME_RE = re.compile(r"^[a-z_][a-z0-9_]*$")
 NAME_HINT = "names are lower_snake_case (letters, digits, underscores; not starting with a digit), at most 40 characters"
 
 MetricType = Literal["count", "sum", "conversion", "active_days", "daily_participation",
-                     "count_distinct", "mean", "ratio"]
+                     "count_distinct", "mean", "ratio", "retention", "funnel"]
 METRIC_TYPES: tuple[str, ...] = MetricType.__args__  # type: ignore[attr-defined]
 NEEDS_VALUE = {"sum", "count_distinct", "mean"}
-RATIO_LIKE = {"mean", "ratio"}
+RATIO_LIKE = {"mean", "ratio", "retention"}
+# names a funnel step may not take: the unit columns wn derives from a metric end in them
+RESERVED_STEP_NAMES = frozenset({"den", "pre", "num", "pre_den"})
 
 
 def _check_name(value: str) -> str:
@@ -128,6 +130,44 @@ class Window(_Frozen):
         return self
 
 
+class Retention(_Frozen):
+    """``retention: {day: N}``: active (a row passing the metric's filter) during day N after
+    first exposure, i.e. in [first exposure + N days, first exposure + N + 1 days)."""
+
+    day: int = Field(ge=0, le=3650)
+
+
+class FunnelStep(_Frozen):
+    name: str
+    filter: str
+
+    @field_validator("name")
+    @classmethod
+    def _step_name(cls, value: str) -> str:
+        _check_name(value)
+        if value in RESERVED_STEP_NAMES:
+            raise ValueError(f"'{value}' names a column wn derives from a metric; choose another step name")
+        return value
+
+
+class Funnel(_Frozen):
+    """``funnel: {steps: [...], within_hours: 24}``: ordered steps, each a filter over the
+    source's rows; a unit completes step k when its first step-k row in the post window comes
+    at or after its first step-(k-1) row (which it completed), and, with ``within_hours``,
+    less than that many hours after its first step-1 row."""
+
+    steps: list[FunnelStep] = Field(min_length=2, max_length=20)
+    within_hours: float | None = Field(default=None, gt=0, le=24 * 3650)
+
+    @model_validator(mode="after")
+    def _unique(self) -> "Funnel":
+        names = [s.name for s in self.steps]
+        dups = sorted({n for n in names if names.count(n) > 1})
+        if dups:
+            raise ValueError(f"step name(s) {', '.join(dups)} appear twice; give every step its own name")
+        return self
+
+
 class GuardrailConfig(_Frozen):
     max_regression: float = Field(default=0.0, ge=0, lt=1)
 
@@ -150,6 +190,8 @@ class Metric(_Frozen):
     window: Window | None = None
     cuped: bool = True
     guardrail: GuardrailConfig | None = None
+    retention: Retention | None = None
+    funnel: Funnel | None = None
 
     @field_validator("name")
     @classmethod
@@ -176,6 +218,18 @@ class Metric(_Frozen):
                 raise ValueError(f"a {self.type} metric needs 'value' (a SQL expression over the source)")
             if self.type not in NEEDS_VALUE and self.value:
                 raise ValueError(f"'value' does not apply to a {self.type} metric; remove it")
+        if self.type == "retention":
+            if self.retention is None:
+                raise ValueError("a retention metric needs 'retention: {day: N}' (active on day N after exposure)")
+            if self.window is not None:
+                raise ValueError("'window' does not apply to a retention metric: 'retention.day' sets it")
+        elif self.retention is not None:
+            raise ValueError(f"'retention' only applies to type: retention, not {self.type}")
+        if self.type == "funnel":
+            if self.funnel is None:
+                raise ValueError("a funnel metric needs 'funnel: {steps: [{name, filter}, ...]}' (two or more steps)")
+        elif self.funnel is not None:
+            raise ValueError(f"'funnel' only applies to type: funnel, not {self.type}")
         return self
 
     @property

@@ -246,14 +246,18 @@ def _check_metric(metric: Metric, node: LineDict, file: str, sources: dict[str, 
                 hint=_closest(metric.source, sources) or "define it under sources:")
         return
     columns = src.known_columns()
-    for fld, check in (("filter", check_filter), ("value", check_value)):
-        text = getattr(metric, fld)
+    checks = [(fld, check, getattr(metric, fld), [fld])
+              for fld, check in (("filter", check_filter), ("value", check_value))]
+    if metric.funnel is not None:
+        checks += [(f"funnel.steps.{i}.filter", check_filter, step.filter, ["funnel", "steps", i, "filter"])
+                   for i, step in enumerate(metric.funnel.steps)]
+    for fld, check, text, path in checks:
         if text is None:
             continue
         try:
             check(text, columns)
         except ValueError as exc:
-            out.add(f"{label}: {fld} {exc}", file=file, line=node.line_of(fld), field=fld,
+            out.add(f"{label}: {fld} {exc}", file=file, line=locate(node, path), field=fld,
                     hint="write one SQL expression over the source's columns, e.g. "
                          "\"event_name = 'purchase'\"")
 

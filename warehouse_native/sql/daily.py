@@ -21,9 +21,9 @@ import datetime as dt
 from ..plan import AnalysisPlan, UnitColumn
 from .dialects import write
 from .expressions import date, literal
-from .render import _ENV, _aggregates_select, _finish, _parse, inline_cte
+from .render import _ENV, ROLLUP, _aggregates_select, _finish, _parse, inline_cte
 
-_ROLLUP = {"count": "sum", "sum": "sum", "flag": "max", "distinct_days": "sum"}
+_ROLLUP = ROLLUP
 
 # the day column of the daily statement (and of wn.scorecard_daily: ``day``)
 AS_OF = "as_of"
@@ -66,7 +66,7 @@ def compile_daily(plan: AnalysisPlan, tables: dict[str, str], dialect: str, *, f
                         "pre_table": tables.get(f"pre:{scan.source}")})
 
     def finish(c: UnitColumn) -> str:
-        return _finish(c, refs[c.name], plan, end=("e.end_date", "e.end_at"))
+        return _finish(c, refs[c.name], plan, end=("e.end_date", "e.end_at"), ref_of=refs.__getitem__)
 
     units = _ENV.get_template("incremental/daily.sql.j2").render(
         plan=plan, days=days, exposure_days=tables["exposure_days"], sources=sources,

@@ -43,10 +43,10 @@ from sqlglot import exp
 from ..warehouse.publish import Part, StateWrite
 from .daily import compile_daily
 from .dialects import ARG_MIN_DIALECTS, write
-from .render import (_ENV, CompiledPlan, Statement, _aggregate, _aggregates_select, _condition, _create,
-                     _finish, _parse, _post_days, inline_cte, prefilter, temp_name)
+from .render import (_ENV, ROLLUP, CompiledPlan, Statement, _aggregate, _aggregates_select, _condition, _create,
+                     _finish, _parse, _post_days, inline_cte, merge_partials, prefilter, temp_name)
 
-_ROLLUP = {"count": "sum", "sum": "sum", "flag": "max", "distinct_days": "sum"}
+_ROLLUP = ROLLUP
 
 # Re-seal the per-unit bases once this many kept days sit between the seal and ``since``: a
 # re-seal rewrites every base (one pass over the units), not re-sealing rolls those days up
@@ -261,7 +261,8 @@ def _unit_metrics_sql(plan: AnalysisPlan, sources: list[_Source], since: dt.date
     return _ENV.get_template("incremental/unit_metrics.sql.j2").render(
         plan=plan, sources=sources, since=since, since_ts=since_ts, exposures=exposures, sealed=sealed,
         literal=literal, date=date, ts=ts, rollup=lambda c: _ROLLUP[c.agg],
-        post_days=lambda: _post_days(plan), finish=lambda c: _finish(c, _unit_value(sources, c), plan))
+        post_days=lambda: _post_days(plan), finish=lambda c: _finish(c, _unit_value(sources, c), plan,
+                                 ref_of=lambda n: _unit_value(sources, _column(sources, n))))
 
 
 def _published_unit_metrics(plan: AnalysisPlan, spec: IncrementalSpec, sources: list[_Source],
@@ -288,6 +289,10 @@ def _published_unit_metrics(plan: AnalysisPlan, spec: IncrementalSpec, sources: 
     return inline_cte(units, "exposed_units", exposures)
 
 
+def _column(sources: list[_Source], name: str) -> UnitColumn:
+    return next(c for s in sources for c in s.post_cols + s.val_cols + s.pre_cols if c.name == name)
+
+
 def _unit_value(sources: list[_Source], c: UnitColumn) -> str:
     """A column's raw per-unit value in the unit metrics statement: for post-window columns
     the sealed base (alias b<i>) plus the roll-up of the days after it (alias o<i>)."""
@@ -295,8 +300,8 @@ def _unit_value(sources: list[_Source], c: UnitColumn) -> str:
         if c in src.post_cols:
             if not src.base:
                 return f"o{i}.{c.name}"
-            b, o = f"coalesce(b{i}.{c.name}, 0)", f"coalesce(o{i}.{c.name}, 0)"
-            return f"greatest({b}, {o})" if _ROLLUP[c.agg] == "max" else f"({b} + {o})"
+            merged = merge_partials(c, f"b{i}.{c.name}", f"o{i}.{c.name}")
+            return f"({merged})" if _ROLLUP[c.agg] == "sum" else merged
         if c in src.val_cols:
             if not src.val_base:
                 return f"v{i}.{c.name}"

@@ -142,6 +142,8 @@ def _aggregate(c: UnitColumn, plan: AnalysisPlan, scan_ts: str, dialect: str = "
         return f"count(distinct {qualify(c.value, 's')}) filter (where {cond})"
     if c.agg == "distinct_days":
         return _distinct_days(cond, plan, scan_ts, dialect)
+    if c.agg == "first_ts":
+        return f"min(s.{scan_ts}) filter (where {cond})"
     raise CompileError(f"unknown aggregation '{c.agg}' in plan column {c.name}")
 
 
@@ -190,14 +192,40 @@ def _dates_touched(lo: str, hi: str) -> str:
             f"case when cast(cast({hi} as date) as timestamp) = {hi} then 0 else 1 end, 1)")
 
 
-def _finish(c: UnitColumn, ref: str, plan: AnalysisPlan, end: tuple[str, str] | None = None) -> str:
+# how per-day (or per-seal) partials of an aggregation combine into a longer period
+ROLLUP = {"count": "sum", "sum": "sum", "flag": "max", "distinct_days": "sum", "first_ts": "min"}
+
+
+def merge_partials(c: UnitColumn, a: str, b: str) -> str:
+    """Two partial aggregates of one column (either NULL when it had no rows) combined."""
+    how = ROLLUP[c.agg]
+    if how == "min":
+        return f"least({a}, {b})"   # least() skips NULLs on every supported engine
+    if how == "max":
+        return f"greatest(coalesce({a}, 0), coalesce({b}, 0))"
+    return f"coalesce({a}, 0) + coalesce({b}, 0)"
+
+
+_ENV.globals["merge_partials"] = merge_partials
+
+
+def _finish(c: UnitColumn, ref: str, plan: AnalysisPlan, end: tuple[str, str] | None = None,
+            ref_of=None) -> str:
     """A unit column's final value from its raw aggregate ``ref`` (NULL: no rows);
     daily_participation divides active dates by the dates its window touches, so the rate
     never exceeds 1.  ``end``: SQL (date, timestamp) expressions of the analysis end, when it
-    is not the plan's (results as of each day)."""
+    is not the plan's (results as of each day).  ``ref_of``: the raw aggregate of another
+    column of the same scan, by name (funnel steps read the earlier steps' times)."""
     value = f"cast(coalesce({ref}, 0) as double)"
     fe = "e.first_exposure_at"
     end_date, end_ts = end or (date(plan.end), ts(plan.end))
+    if c.finish == "funnel":
+        return _funnel_step(c, ref, ref_of)
+    if c.complete_after is not None:
+        eligible = f"{fe} + interval {c.complete_after} day <= {end_ts}"
+        if c.finish == "eligible":
+            return f"case when {eligible} then 1.0 else 0.0 end"
+        return f"case when {eligible} then {value} else 0.0 end"
     if c.finish == "per_post_day":
         if not c.start_day and not c.end_day:
             return f"{value} / {_post_days(plan, end_date)}"   # the common case: exposure date to analysis end
@@ -207,6 +235,19 @@ def _finish(c: UnitColumn, ref: str, plan: AnalysisPlan, end: tuple[str, str] | 
     if c.finish == "per_pre_day":
         return f"{value} / {_dates_touched(f'{fe} - interval {plan.cuped_days} day', fe)}"
     return value
+
+
+def _funnel_step(c: UnitColumn, ref: str, ref_of) -> str:
+    """1.0 when the unit completed this funnel step: it has a row of every step so far, each
+    step's first row at or after the previous step's, the last within ``within_hours`` of the
+    first step's."""
+    times = [ref_of(name) for name in c.after] + [ref]
+    parts = [f"{t} is not null" for t in times]
+    parts += [f"{later} >= {earlier}" for earlier, later in zip(times, times[1:])]
+    if c.within_hours is not None and len(times) > 1:
+        seconds = round(c.within_hours * 3600)
+        parts.append(f"{times[-1]} < {times[0]} + interval {seconds} second")
+    return f"case when {' and '.join(parts)} then 1.0 else 0.0 end"
 
 
 def _metric_inputs(m: MetricPlan) -> dict[str, str | None]:
@@ -260,7 +301,7 @@ def _unit_metrics_select(plan: AnalysisPlan, rel: dict[str, str]) -> str:
     aliases = {s.source: f"s{i}" for i, s in enumerate(plan.scans)}
     return _ENV.get_template("unit_metrics.sql.j2").render(
         plan=plan, rel=rel, scan_alias=aliases, date=date, literal=literal,
-        post_days=lambda: _post_days(plan), finish=lambda c, a: _finish(c, f"{a}.{c.name}", plan))
+        post_days=lambda: _post_days(plan), finish=lambda c, a: _finish(c, f"{a}.{c.name}", plan, ref_of=lambda n: f"{a}.{n}"))
 
 
 def _aggregates_select(plan: AnalysisPlan, rel: dict[str, str], by: str | None = None) -> str:

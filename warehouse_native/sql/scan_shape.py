@@ -36,6 +36,7 @@ class ScanShape:
     distinct: dict[str, str] = field(default_factory=dict)         # value SQL -> alias (group key)
     bounds: list[int] = field(default_factory=list)                # post-window day boundaries > 0
     needs_day: bool = False
+    needs_time: bool = False      # a funnel step's first row time (min of the row times)
 
     def __post_init__(self) -> None:
         edges: set[int] = set()
@@ -49,6 +50,7 @@ class ScanShape:
             if c.window == "post":
                 edges.update(x for x in (c.start_day, c.end_day) if x)
             self.needs_day = self.needs_day or c.agg == "distinct_days"
+            self.needs_time = self.needs_time or c.agg == "first_ts"
         if len(self.filters) > MAX_FILTERS:
             raise CompileError(f"a source has more than {MAX_FILTERS} distinct metric filters; "
                                "split its metrics over two sources")
@@ -67,6 +69,8 @@ class ScanShape:
         out.append(f"case {' '.join(whens)} else {len(self.bounds) + 1} end as bucket")
         if self.needs_day:
             out.append(f"cast({t} as date) as d")
+        if self.needs_time:
+            out.append(f"{t} as t_value")
         out += [f"{sql} as {alias}" for sql, alias in self.distinct.items()]
         out += [f"{sql} as {alias}_value" for sql, alias in self.sums.items()]
         return out
@@ -79,7 +83,8 @@ class ScanShape:
             cols.append("d")
         if values:
             cols += list(self.distinct.values())
-        aggs = [] if values else ["count(*) as cnt"] + [f"sum({a}_value) as {a}" for a in self.sums.values()]
+        aggs = [] if values else (["count(*) as cnt"] + [f"sum({a}_value) as {a}" for a in self.sums.values()]
+                                  + (["min(t_value) as t_min"] if self.needs_time else []))
         select = ", ".join([f"r.{c}" for c in cols] + aggs)
         return f"select {select} from {joined} as r group by {', '.join(f'r.{c}' for c in cols)}"
 
@@ -109,6 +114,8 @@ class ScanShape:
             return f"max(1) filter (where {cond})"
         if c.agg == "count_distinct":
             return f"count(distinct g.{self.distinct[qualify(c.value, 's')]}) filter (where {cond})"
+        if c.agg == "first_ts":
+            return f"min(g.t_min) filter (where {cond})"
         raise CompileError(f"unknown aggregation '{c.agg}' in plan column {c.name}")
 
     def pivot(self, joined: str, keys: list[str], columns: list[UnitColumn], *, per_day: bool = False) -> str:
@@ -128,7 +135,7 @@ class ScanShape:
                 day_cols = ", ".join(f"{self._partial(c, day_flag=True)} as {c.name}" for c in plain)
                 daily = (f"select {key_list}, g.d{', ' + day_cols if day_cols else ''} "
                          f"from ({grouped}) as g group by {key_list}, g.d")
-                roll = {"count": "sum", "sum": "sum", "flag": "max", "distinct_days": "sum"}
+                roll = {"count": "sum", "sum": "sum", "flag": "max", "distinct_days": "sum", "first_ts": "min"}
                 outer = ", ".join(f"{roll[c.agg]}(g.{c.name}) as {c.name}" for c in plain)
                 parts.append(f"select {key_list}{', ' + outer if outer else ''} from ({daily}) as g "
                              f"group by {key_list}")
