@@ -311,27 +311,66 @@ def test_overall_plain_metrics_match_independent_welch(no_cuped: Case, metric: s
     assert not problems, "\n".join(problems)
 
 
+def country_slices(case: Case) -> np.ndarray:
+    """Each unit's country slice as the experiment configures it: with ``top`` / ``min_units``
+    the largest countries by analysed units (ties by name), every other one as '(other)'."""
+    u = case.units
+    spec = next(d for d in experiment_config(case.project)["dimensions"]
+                if (d["name"] if isinstance(d, dict) else d) == "country")
+    country = np.array(["(null)" if c is None else c for c in u.country], dtype=object)
+    if not isinstance(spec, dict):
+        return country
+    names, counts = np.unique(country[u.analysed()], return_counts=True)
+    ranked = [n for n, k in sorted(zip(names, counts), key=lambda p: (-p[1], p[0]))
+              if k >= spec.get("min_units", 1)][:spec.get("top", len(names))]
+    return np.where(np.isin(country, ranked), country, "(other)")
+
+
+def test_the_demo_lumps_small_countries_into_other(no_cuped: Case):
+    slices = country_slices(no_cuped)
+    kept = set(slices[no_cuped.units.analysed()])
+    assert "(other)" in kept and len(kept) == 5   # top: 4, and the rest
+    sliced = {r["dimension_value"] for r in no_cuped.scorecard if r["dimension"] == "country"}
+    assert sliced == kept
+    srm = {h["dimension_value"] for h in no_cuped.health if h["check_name"] == "srm" and h["dimension"] == "country"}
+    assert srm == kept
+
+
+def test_slices_of_a_dimension_are_one_correction_family(no_cuped: Case):
+    """Holm over every (country slice x treatment x primary metric), as statsmodels does it."""
+    from statsmodels.stats.multitest import multipletests
+
+    rows = [r for r in no_cuped.scorecard if r["dimension"] == "country" and r["role"] == "primary"]
+    assert len(rows) == 5 * 3 * 2
+    expected = multipletests([r["p_value"] for r in rows], method="holm")[1]
+    for r, want in zip(rows, expected):
+        assert r["correction"] == "holm" and close(r["adjusted_p_value"], want, rel=1e-12)
+    secondary = [r for r in no_cuped.scorecard if r["dimension"] == "country" and r["role"] == "secondary"]
+    assert secondary and all(r["adjusted_p_value"] == r["p_value"] for r in secondary)
+
+
 @pytest.mark.parametrize("metric", PLAIN_METRICS)
 def test_country_slices_match_independent_welch(no_cuped: Case, metric: str):
     u = no_cuped.units
-    countries = sorted(set(u.country[u.analysed()]))
+    slices = country_slices(no_cuped)
+    countries = sorted(set(slices[u.analysed()]))
     assert len(countries) >= 2
     sliced = {r["dimension_value"] for r in no_cuped.scorecard if r["dimension"] == "country"}
     assert sliced == set(countries)
     problems = []
     for country in countries:
-        sel = u.analysed() & (u.country == country)
+        sel = u.analysed() & (slices == country)
         for v in treatments(no_cuped):
             problems += check_plain(no_cuped, metric, v, sel, "country", country)
     assert not problems, "\n".join(problems)
 
 
-@pytest.mark.parametrize("dimension_value", [None, "US", "FR"])
+@pytest.mark.parametrize("dimension_value", [None, "US", "(other)"])
 @pytest.mark.parametrize("metric", sorted(RATIO_METRICS))
 def test_ratio_point_estimates(no_cuped: Case, metric: str, dimension_value: str | None):
     u = no_cuped.units
     num, den = (u.post[k] for k in RATIO_METRICS[metric])
-    sel = u.analysed() if dimension_value is None else u.analysed() & (u.country == dimension_value)
+    sel = u.analysed() if dimension_value is None else u.analysed() & (country_slices(no_cuped) == dimension_value)
     dimension = None if dimension_value is None else "country"
     ctrl = sel & (u.variant == u.control)
     problems = []
@@ -513,6 +552,11 @@ def test_edge_rows_follow_the_documented_semantics(tmp_path_factory, seeded_db, 
     users = _plant_edge_rows(db)
     if not cuped:
         set_cuped(project, False)
+    # every country its own slice, so that the planted one-unit slice 'ZZ' is reported
+    path = project / "experiments" / f"{EXPERIMENT}.yml"
+    text = path.read_text()
+    assert text.count("dimensions: [{name: country, top: 4, min_units: 500}]") == 1
+    path.write_text(text.replace("dimensions: [{name: country, top: 4, min_units: 500}]", "dimensions: [country]"))
     _, scorecard, health = run_wn(project)
     case = Case(project, db, independent_units(db, experiment_config(project), AS_OF), scorecard, health)
     u = case.units

@@ -179,7 +179,10 @@ def test_exposure_definition_change_or_going_back_rebuilds(project_and_target, d
                               mode="incremental")
         assert back.note.startswith("the analysis now ends before the last processed day")
         exp = demo_project / "experiments" / "button_color_v3.yml"
-        exp.write_text(exp.read_text().replace("dimensions: [country]", "dimensions: [country, device]"))
+        text = exp.read_text()
+        assert "dimensions: [{name: country, top: 4, min_units: 500}]" in text
+        exp.write_text(text.replace("dimensions: [{name: country, top: 4, min_units: 500}]",
+                                    "dimensions: [{name: country, top: 4, min_units: 500}, device]"))
         changed = load_project(demo_project)
         rebuilt = run_experiment(changed, target, adapter, "button_color_v3", as_of=DAY, mode="incremental")
         assert rebuilt.note.startswith("the exposure definition")

@@ -65,6 +65,9 @@ def test_retention_is_the_share_of_eligible_units_active_on_day_n(shapes):
         assert math.isclose(row["control_mean"], retained["control"] / eligible["control"], rel_tol=1e-9)
         assert math.isclose(row["variant_mean"], retained[variant] / eligible[variant], rel_tol=1e-9)
         assert row["control_units"] == int((units.variant == "control").sum())
+        assert (row["control_counted"], row["variant_counted"]) == (eligible["control"], eligible[variant])
+        left_out = row["control_units"] + row["variant_units"] - eligible["control"] - eligible[variant]
+        assert row["reason"].startswith(f"{int(left_out)} of ")
 
 
 def test_retention_without_cuped_has_the_binomial_standard_error_over_eligible_units(shapes):
@@ -131,6 +134,7 @@ def test_funnel_steps_and_overall_conversion(shapes):
         assert _overall(card, "view_to_buy", variant)["metric_type"] == "funnel"
         step = _overall(card, "view_to_buy__clicked", variant)
         assert step["metric_type"] == "funnel_step" and step["role"] == "secondary" and not step["cuped"]
+        assert step["variant_counted"] == viewed[variant] and _overall(card, "view_to_buy", variant)["variant_counted"] is None
 
 
 def test_funnel_overall_is_a_two_proportion_comparison(shapes):

@@ -161,6 +161,10 @@ def build_outputs(plan: AnalysisPlan, aggregates: list[dict[str, Any]], exposure
     return out
 
 
+# metric types whose denominator is a count of the units they read (see tables.SCORECARD)
+COUNTED_TYPES = ("retention", "funnel_step")
+
+
 def _compare_row(plan: AnalysisPlan, m: MetricPlan, key: SliceKey, variant: str,
                  control: stats.Moments, treat: stats.Moments, srm: stats.SrmResult) -> dict[str, Any]:
     cuped = m.has_covariate
@@ -179,6 +183,12 @@ def _compare_row(plan: AnalysisPlan, m: MetricPlan, key: SliceKey, variant: str,
         "_control": control, "_variant": treat,
     }
     row.update(_power_inputs(plan, control, treat))
+    if m.type in COUNTED_TYPES and m.den_column:
+        row.update(control_counted=round(control.den_sum or 0), variant_counted=round(treat.den_sum or 0))
+        left_out = control.n + treat.n - row["control_counted"] - row["variant_counted"]
+        if m.type == "retention" and left_out and not row["reason"]:
+            row["reason"] = (f"{left_out} of {control.n + treat.n} units not counted yet: exposed too "
+                             "recently for their retention day to be over")
     if m.role == "guardrail":
         g = stats.guardrail_check(control, treat, direction=m.direction, max_regression=m.max_regression,
                                   confidence=plan.confidence, cuped=cuped)
@@ -207,21 +217,33 @@ def _power_inputs(plan: AnalysisPlan, control: stats.Moments, treat: stats.Momen
                                                       confidence=plan.confidence, power=0.8)}
 
 
+def correction_families(rows: list[dict[str, Any]]) -> dict[str | None, list[dict[str, Any]]]:
+    """The primary-metric rows corrected together: the overall results (key None: treatment
+    variants x primary metrics), and per dimension all its slices (values x treatments x
+    primary metrics).  Secondary and guardrail rows are not corrected."""
+    families: dict[str | None, list[dict[str, Any]]] = {}
+    for r in rows:
+        if r["role"] == "primary":
+            families.setdefault(r["dimension"], []).append(r)
+    return families
+
+
 def _apply_correction(plan: AnalysisPlan, rows: list[dict[str, Any]]) -> None:
-    """Adjust over treatment variants x primary metrics on the overall slice; others unadjusted."""
+    """Adjust within each correction family (see :func:`correction_families`); others unadjusted."""
     alpha = 1 - plan.confidence
-    family = [r for r in rows if r["role"] == "primary" and r["dimension"] is None]
-    adjusted = stats.adjust_p_values([r["p_value"] for r in family], plan.correction)
-    level = stats.adjusted_confidence([r["p_value"] for r in family], plan.correction, plan.confidence)
-    in_family = {id(r) for r in family}
-    for r, adj in zip(family, adjusted):
-        r["adjusted_p_value"] = adj
-        r["correction"] = plan.correction
-        m = plan.metric(r["metric"])
-        wide = stats.compare(r["_control"], r["_variant"], confidence=level,
-                             alternative=_alternative(plan, m), cuped=m.has_covariate)
-        r.update(adjusted_ci_lower=wide.abs_ci_lower, adjusted_ci_upper=wide.abs_ci_upper,
-                 adjusted_rel_ci_lower=wide.rel_ci_lower, adjusted_rel_ci_upper=wide.rel_ci_upper)
+    in_family: set[int] = set()
+    for family in correction_families(rows).values():
+        adjusted = stats.adjust_p_values([r["p_value"] for r in family], plan.correction)
+        level = stats.adjusted_confidence([r["p_value"] for r in family], plan.correction, plan.confidence)
+        in_family |= {id(r) for r in family}
+        for r, adj in zip(family, adjusted):
+            r["adjusted_p_value"] = adj
+            r["correction"] = plan.correction
+            m = plan.metric(r["metric"])
+            wide = stats.compare(r["_control"], r["_variant"], confidence=level,
+                                 alternative=_alternative(plan, m), cuped=m.has_covariate)
+            r.update(adjusted_ci_lower=wide.abs_ci_lower, adjusted_ci_upper=wide.abs_ci_upper,
+                     adjusted_rel_ci_lower=wide.rel_ci_lower, adjusted_rel_ci_upper=wide.rel_ci_upper)
     for r in rows:
         if id(r) not in in_family:
             r["adjusted_p_value"] = r["p_value"]

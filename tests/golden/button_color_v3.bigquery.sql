@@ -34,7 +34,7 @@ GROUP BY
 -- step unit_metrics (create_table)
 CREATE TABLE wn.__wn_stage_unit_metrics AS
 WITH __wn_scan__events AS (
-  /* plan: one scan of source 'events' joined once to the exposures; 24 unit columns */
+  /* plan: one scan of source 'events' joined once to the exposures; 29 unit columns */
   /* windows: post = [first exposure + start_day, min(analysis end, first exposure + end_day)); pre = [first exposure - 14 days, first exposure) */
   SELECT
     e.unit_id,
@@ -118,6 +118,41 @@ WITH __wn_scan__events AS (
         NULL
       )
     ) AS active_days__pre, /* metric active_days: distinct_days, pre window */
+    MAX(
+      IF(
+        (
+          s.event_name = 'session_start'
+        )
+        AND s.ts >= e.first_exposure_at + INTERVAL '7' DAY
+        AND s.ts < e.first_exposure_at + INTERVAL '8' DAY,
+        1,
+        NULL
+      )
+    ) AS day7_return, /* metric day7_return: flag, post window */
+    MAX(
+      IF(
+        (
+          s.event_name = 'session_start'
+        )
+        AND s.ts >= e.first_exposure_at + INTERVAL '7' DAY
+        AND s.ts < e.first_exposure_at + INTERVAL '8' DAY,
+        1,
+        NULL
+      )
+    ) AS day7_return__den, /* metric day7_return: flag, post window */
+    MAX(IF((
+      s.event_name = 'session_start'
+    ) AND s.ts < e.first_exposure_at, 1, NULL)) AS day7_return__pre, /* metric day7_return: flag, pre window */
+    MIN(
+      IF((
+        s.event_name = 'visited_signup'
+      ) AND s.ts >= e.first_exposure_at, s.ts, NULL)
+    ) AS signup_funnel__visited, /* metric signup_funnel: first_ts, post window */
+    MIN(
+      IF((
+        s.event_name = 'signup_success'
+      ) AND s.ts >= e.first_exposure_at, s.ts, NULL)
+    ) AS signup_funnel__signed_up, /* metric signup_funnel: first_ts, post window */
     COUNT(DISTINCT IF(s.ts >= e.first_exposure_at, s.event_name, NULL)) AS event_types_used, /* metric event_types_used: count_distinct, post window */
     COUNT(DISTINCT IF(s.ts < e.first_exposure_at, s.event_name, NULL)) AS event_types_used__pre, /* metric event_types_used: count_distinct, pre window */
     SUM(
@@ -194,6 +229,30 @@ SELECT
   CAST(COALESCE(s0.avg_order_value__pre_den, 0) AS FLOAT64) AS avg_order_value__pre_den,
   CAST(COALESCE(s0.active_days, 0) AS FLOAT64) AS active_days,
   CAST(COALESCE(s0.active_days__pre, 0) AS FLOAT64) AS active_days__pre,
+  CASE
+    WHEN e.first_exposure_at + INTERVAL '8' DAY <= CAST('2026-10-30 00:00:00' AS DATETIME)
+    THEN CAST(COALESCE(s0.day7_return, 0) AS FLOAT64)
+    ELSE 0.0
+  END AS day7_return,
+  CASE
+    WHEN e.first_exposure_at + INTERVAL '8' DAY <= CAST('2026-10-30 00:00:00' AS DATETIME)
+    THEN 1.0
+    ELSE 0.0
+  END AS day7_return__den,
+  CASE
+    WHEN e.first_exposure_at + INTERVAL '8' DAY <= CAST('2026-10-30 00:00:00' AS DATETIME)
+    THEN CAST(COALESCE(s0.day7_return__pre, 0) AS FLOAT64)
+    ELSE 0.0
+  END AS day7_return__pre,
+  CASE WHEN NOT s0.signup_funnel__visited IS NULL THEN 1.0 ELSE 0.0 END AS signup_funnel__visited,
+  CASE
+    WHEN NOT s0.signup_funnel__visited IS NULL
+    AND NOT s0.signup_funnel__signed_up IS NULL
+    AND s0.signup_funnel__signed_up >= s0.signup_funnel__visited
+    AND s0.signup_funnel__signed_up < s0.signup_funnel__visited + INTERVAL '86400' SECOND
+    THEN 1.0
+    ELSE 0.0
+  END AS signup_funnel__signed_up,
   CAST(COALESCE(s0.event_types_used, 0) AS FLOAT64) AS event_types_used,
   CAST(COALESCE(s0.event_types_used__pre, 0) AS FLOAT64) AS event_types_used__pre,
   CAST(COALESCE(s0.revenue, 0) AS FLOAT64) AS revenue,
@@ -207,7 +266,7 @@ LEFT JOIN __wn_scan__events AS s0
   ON s0.unit_id = e.unit_id;
 
 -- step aggregates (query)
-/* plan: sufficient statistics per variant and per slice of country (9 metrics) */
+/* plan: sufficient statistics per variant and per slice of country (13 metrics) */
 /* only units in a configured variant are analysed; '__multiple__' and unknown variants are excluded */
 WITH analysed AS (
   SELECT
@@ -218,13 +277,26 @@ WITH analysed AS (
 ), caps AS (
   /* winsorization caps on pooled unit values */
   SELECT
-    PERCENTILE_CONT(revenue, 0.999) AS cap7_y_hi,
-    PERCENTILE_CONT(revenue__pre, 0.999) AS cap7_x_hi
+    PERCENTILE_CONT(revenue, 0.999) AS cap11_y_hi,
+    PERCENTILE_CONT(revenue__pre, 0.999) AS cap11_x_hi
   FROM analysed
+), top_0 AS (
+  /* slices of country: the 4 values with the most units with at least 500 units; the others are '(other)' */
+  SELECT
+    COALESCE(CAST(country AS STRING), '(null)') AS value
+  FROM analysed
+  GROUP BY
+    value
+  HAVING
+    COUNT(*) >= 500
+  ORDER BY
+    COUNT(*) DESC,
+    COALESCE(CAST(country AS STRING), '(null)') NULLS LAST
+  LIMIT 4
 ), measured AS (
   SELECT
     analysed.variant,
-    analysed.country,
+    COALESCE(top_0.value, '(other)') AS country,
     analysed.visited_signup AS m0_y,
     analysed.visited_signup__pre AS m0_x,
     analysed.dau AS m1_y,
@@ -241,16 +313,26 @@ WITH analysed AS (
     analysed.avg_order_value__pre_den AS m4_xm,
     analysed.active_days AS m5_y,
     analysed.active_days__pre AS m5_x,
-    analysed.event_types_used AS m6_y,
-    analysed.event_types_used__pre AS m6_x,
-    LEAST(analysed.revenue, caps.cap7_y_hi) AS m7_y,
-    LEAST(analysed.revenue__pre, caps.cap7_x_hi) AS m7_x,
-    analysed.api_success_rate__num AS m8_y,
-    analysed.api_success_rate__den AS m8_d,
-    analysed.api_success_rate__num__pre AS m8_x,
-    analysed.api_success_rate__den__pre AS m8_xm
+    analysed.day7_return AS m6_y,
+    analysed.day7_return__den AS m6_d,
+    analysed.day7_return__pre AS m6_x,
+    analysed.day7_return__den AS m6_xm,
+    analysed.signup_funnel__signed_up AS m7_y,
+    analysed.signup_funnel__visited AS m8_y,
+    analysed.signup_funnel__signed_up AS m9_y,
+    analysed.signup_funnel__visited AS m9_d,
+    analysed.event_types_used AS m10_y,
+    analysed.event_types_used__pre AS m10_x,
+    LEAST(analysed.revenue, caps.cap11_y_hi) AS m11_y,
+    LEAST(analysed.revenue__pre, caps.cap11_x_hi) AS m11_x,
+    analysed.api_success_rate__num AS m12_y,
+    analysed.api_success_rate__den AS m12_d,
+    analysed.api_success_rate__num__pre AS m12_x,
+    analysed.api_success_rate__den__pre AS m12_xm
   FROM analysed
   CROSS JOIN caps
+  LEFT JOIN top_0
+    ON top_0.value = COALESCE(CAST(analysed.country AS STRING), '(null)')
 )
 SELECT
   variant,
@@ -304,31 +386,54 @@ SELECT
   SUM(m5_y * m5_y) AS active_days__sum_sq,
   SUM(m5_x) AS active_days__pre_sum,
   SUM(m5_x * m5_x) AS active_days__pre_sum_sq,
-  SUM(m5_y * m5_x) AS active_days__sum_cross, /* metric event_types_used (count_distinct, secondary) */
-  SUM(m6_y) AS event_types_used__sum,
-  SUM(m6_y * m6_y) AS event_types_used__sum_sq,
-  SUM(m6_x) AS event_types_used__pre_sum,
-  SUM(m6_x * m6_x) AS event_types_used__pre_sum_sq,
-  SUM(m6_y * m6_x) AS event_types_used__sum_cross, /* metric revenue (sum, guardrail) */
-  SUM(m7_y) AS revenue__sum,
-  SUM(m7_y * m7_y) AS revenue__sum_sq,
-  SUM(m7_x) AS revenue__pre_sum,
-  SUM(m7_x * m7_x) AS revenue__pre_sum_sq,
-  SUM(m7_y * m7_x) AS revenue__sum_cross, /* metric api_success_rate (ratio, guardrail) */
-  SUM(m8_y) AS api_success_rate__sum,
-  SUM(m8_y * m8_y) AS api_success_rate__sum_sq,
-  SUM(m8_d) AS api_success_rate__den_sum,
-  SUM(m8_d * m8_d) AS api_success_rate__den_sum_sq,
-  SUM(m8_y * m8_d) AS api_success_rate__num_den_sum,
-  SUM(m8_x) AS api_success_rate__pre_sum,
-  SUM(m8_x * m8_x) AS api_success_rate__pre_sum_sq,
-  SUM(m8_y * m8_x) AS api_success_rate__sum_cross,
-  SUM(m8_xm) AS api_success_rate__pre_den_sum,
-  SUM(m8_xm * m8_xm) AS api_success_rate__pre_den_sum_sq,
-  SUM(m8_x * m8_xm) AS api_success_rate__pre_num_den_sum,
-  SUM(m8_y * m8_xm) AS api_success_rate__num_pre_den_sum,
-  SUM(m8_d * m8_x) AS api_success_rate__den_pre_sum,
-  SUM(m8_d * m8_xm) AS api_success_rate__den_pre_den_sum
+  SUM(m5_y * m5_x) AS active_days__sum_cross, /* metric day7_return (retention, secondary) */
+  SUM(m6_y) AS day7_return__sum,
+  SUM(m6_y * m6_y) AS day7_return__sum_sq,
+  SUM(m6_d) AS day7_return__den_sum,
+  SUM(m6_d * m6_d) AS day7_return__den_sum_sq,
+  SUM(m6_y * m6_d) AS day7_return__num_den_sum,
+  SUM(m6_x) AS day7_return__pre_sum,
+  SUM(m6_x * m6_x) AS day7_return__pre_sum_sq,
+  SUM(m6_y * m6_x) AS day7_return__sum_cross,
+  SUM(m6_xm) AS day7_return__pre_den_sum,
+  SUM(m6_xm * m6_xm) AS day7_return__pre_den_sum_sq,
+  SUM(m6_x * m6_xm) AS day7_return__pre_num_den_sum,
+  SUM(m6_y * m6_xm) AS day7_return__num_pre_den_sum,
+  SUM(m6_d * m6_x) AS day7_return__den_pre_sum,
+  SUM(m6_d * m6_xm) AS day7_return__den_pre_den_sum, /* metric signup_funnel (funnel, secondary) */
+  SUM(m7_y) AS signup_funnel__sum,
+  SUM(m7_y * m7_y) AS signup_funnel__sum_sq, /* metric signup_funnel__visited (funnel_step, secondary) */
+  SUM(m8_y) AS signup_funnel__visited__sum,
+  SUM(m8_y * m8_y) AS signup_funnel__visited__sum_sq, /* metric signup_funnel__signed_up (funnel_step, secondary) */
+  SUM(m9_y) AS signup_funnel__signed_up__sum,
+  SUM(m9_y * m9_y) AS signup_funnel__signed_up__sum_sq,
+  SUM(m9_d) AS signup_funnel__signed_up__den_sum,
+  SUM(m9_d * m9_d) AS signup_funnel__signed_up__den_sum_sq,
+  SUM(m9_y * m9_d) AS signup_funnel__signed_up__num_den_sum, /* metric event_types_used (count_distinct, secondary) */
+  SUM(m10_y) AS event_types_used__sum,
+  SUM(m10_y * m10_y) AS event_types_used__sum_sq,
+  SUM(m10_x) AS event_types_used__pre_sum,
+  SUM(m10_x * m10_x) AS event_types_used__pre_sum_sq,
+  SUM(m10_y * m10_x) AS event_types_used__sum_cross, /* metric revenue (sum, guardrail) */
+  SUM(m11_y) AS revenue__sum,
+  SUM(m11_y * m11_y) AS revenue__sum_sq,
+  SUM(m11_x) AS revenue__pre_sum,
+  SUM(m11_x * m11_x) AS revenue__pre_sum_sq,
+  SUM(m11_y * m11_x) AS revenue__sum_cross, /* metric api_success_rate (ratio, guardrail) */
+  SUM(m12_y) AS api_success_rate__sum,
+  SUM(m12_y * m12_y) AS api_success_rate__sum_sq,
+  SUM(m12_d) AS api_success_rate__den_sum,
+  SUM(m12_d * m12_d) AS api_success_rate__den_sum_sq,
+  SUM(m12_y * m12_d) AS api_success_rate__num_den_sum,
+  SUM(m12_x) AS api_success_rate__pre_sum,
+  SUM(m12_x * m12_x) AS api_success_rate__pre_sum_sq,
+  SUM(m12_y * m12_x) AS api_success_rate__sum_cross,
+  SUM(m12_xm) AS api_success_rate__pre_den_sum,
+  SUM(m12_xm * m12_xm) AS api_success_rate__pre_den_sum_sq,
+  SUM(m12_x * m12_xm) AS api_success_rate__pre_num_den_sum,
+  SUM(m12_y * m12_xm) AS api_success_rate__num_pre_den_sum,
+  SUM(m12_d * m12_x) AS api_success_rate__den_pre_sum,
+  SUM(m12_d * m12_xm) AS api_success_rate__den_pre_den_sum
 FROM measured
 GROUP BY
   GROUPING SETS (

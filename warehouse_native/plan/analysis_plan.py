@@ -113,6 +113,12 @@ class ExposurePlan:
     population: bool = False   # power analysis: every unit active in the source, no assignment log
 
 
+# plan fields added after fingerprints were first stored (wn.runs, the daily series' key): left
+# out of the fingerprint while they hold this value, so a plan that does not use them keeps
+# the fingerprint it had before they existed
+_ADDED_FIELDS: dict[str, object] = {"dimension_limits": ()}
+
+
 @dataclass(frozen=True)
 class AnalysisPlan:
     experiment: str
@@ -143,6 +149,8 @@ class AnalysisPlan:
     daily_history: bool = False          # see Analysis.daily_history
     planned_end: dt.date | None = None   # the experiment's last day (None: open-ended)
     decision_rule: Rule = Rule()         # the experiment's decision: settings
+    # slices limited to their largest values: (dimension, top, min_units); others '(other)'
+    dimension_limits: tuple[tuple[str, int | None, int | None], ...] = ()
 
     @property
     def scan_start(self) -> dt.datetime:
@@ -154,5 +162,9 @@ class AnalysisPlan:
         return next(m for m in self.metrics if m.name == name)
 
     def fingerprint(self) -> str:
-        blob = json.dumps(asdict(self), default=str, sort_keys=True)
+        fields = asdict(self)
+        for name, default in _ADDED_FIELDS.items():   # so that adding them changes no fingerprint
+            if fields.get(name) == default:
+                del fields[name]
+        blob = json.dumps(fields, default=str, sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]

@@ -222,7 +222,7 @@ def _info(name: str, exp: Experiment | None, as_of: dt.date) -> dict[str, Any]:
                 f"{', sequential' if a.sequential else ''}{', Bayesian' if a.bayesian else ''}")
     return {"name": name, "hypothesis": exp.hypothesis, "description": exp.description, "owner": exp.owner,
             "unit": exp.unit, "start": exp.start.isoformat(), "end": exp.end.isoformat() if exp.end else None,
-            "status": exp.status(as_of), "dimensions": list(exp.dimensions), "analysis": analysis}
+            "status": exp.status(as_of), "dimensions": exp.dimension_names, "analysis": analysis}
 
 
 def _day(value: Any) -> str:
@@ -285,7 +285,7 @@ def build_report(published: Published, exp: Experiment | None, *, as_of: dt.date
     health = [_clean(h) for h in published.health]
     overall_health = sorted((h for h in health if h.get("dimension") is None), key=lambda h: h["check_name"] != "srm")
     slices: list[Slice] = []
-    dim_order = {d: i for i, d in enumerate(exp.dimensions)} if exp else {}
+    dim_order = {d: i for i, d in enumerate(exp.dimension_names)} if exp else {}
     keys = sorted({(r["dimension"], r["dimension_value"]) for r in rows if r.get("dimension") is not None},
                   key=lambda k: (dim_order.get(k[0], 99), k[0], str(k[1])))
     for dim, value in keys:

@@ -279,6 +279,20 @@ class DecisionRule(_Frozen):
     ship_when: Literal["all_primary", "any_primary"] = "all_primary"
 
 
+class Dimension(_Frozen):
+    """A slice of an experiment: ``country``, or ``{name: country, top: 10, min_units: 500}`` to
+    keep the values with the most units (``top``; ties by value) that have at least
+    ``min_units`` units, every other value lumped into ``(other)``."""
+
+    name: str
+    top: int | None = Field(default=None, ge=1, le=1000)
+    min_units: int | None = Field(default=None, ge=1)
+
+    @property
+    def limited(self) -> bool:
+        return self.top is not None or self.min_units is not None
+
+
 class Experiment(_Frozen):
     name: str
     description: str | None = None
@@ -292,7 +306,7 @@ class Experiment(_Frozen):
     primary_metrics: list[str] = Field(min_length=1)
     secondary_metrics: list[str] = []
     guardrail_metrics: list[str] = []
-    dimensions: list[str] = []
+    dimensions: list[Dimension] = []
     analysis: Analysis = Analysis()
     decision: DecisionRule = DecisionRule()
 
@@ -307,6 +321,17 @@ class Experiment(_Frozen):
             except ValueError:
                 raise ValueError(f"'{value}' is not a date; write it as YYYY-MM-DD") from None
         return value
+
+    @field_validator("dimensions", mode="before")
+    @classmethod
+    def _dimension_names(cls, value: object) -> object:
+        if isinstance(value, list):
+            return [{"name": v} if isinstance(v, str) else v for v in value]
+        return value
+
+    @property
+    def dimension_names(self) -> list[str]:
+        return [d.name for d in self.dimensions]
 
     @model_validator(mode="after")
     def _consistent(self) -> "Experiment":

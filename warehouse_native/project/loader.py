@@ -316,7 +316,7 @@ def _check_experiment(e: Experiment, node: LineDict, file: str, project: Project
         if e.unit not in exp_src.units:
             add(f"unit '{e.unit}' is not a unit of exposure source '{exp_src.name}'", "unit",
                 f"use one of: {', '.join(exp_src.units)}")
-        for i, dim in enumerate(e.dimensions):
+        for i, dim in enumerate(e.dimension_names):
             if dim not in exp_src.dimensions:
                 add(f"dimension '{dim}' is not a dimension of exposure source '{exp_src.name}'",
                     "dimensions", f"add it to that source's dimensions, or use one of: "
@@ -334,7 +334,7 @@ def _check_experiment(e: Experiment, node: LineDict, file: str, project: Project
                 add(f"metric '{name}' is listed in both {seen[name]} and {role}", role,
                     "list each metric once", [role, i])
             seen[name] = role
-            if name in e.dimensions:
+            if name in e.dimension_names:
                 add(f"metric '{name}' has the name of a dimension of this experiment", role,
                     "rename the metric or the dimension", [role, i])
             if _resolvable(metric, project) and e.unit not in project.metric_units(metric):

@@ -330,9 +330,11 @@ def _aggregates_select(plan: AnalysisPlan, rel: dict[str, str], by: str | None =
                 value = f"greatest({value}, caps.{lo})"
             measure.append(name)
             exprs[name] = value
+    limits = () if by else plan.dimension_limits
     return _ENV.get_template("aggregates.sql.j2").render(
         plan=plan, rel=rel, caps=caps, measure_columns=measure, literal=literal, by=by,
-        dimensions=() if by else plan.dimensions,
+        dimensions=() if by else plan.dimensions, limits=limits,
+        limited={d: i for i, (d, _, _) in enumerate(limits)},
         capped=lambda name: exprs[name],
         moments=lambda m: _moments(plan.metrics.index(m), m))
 

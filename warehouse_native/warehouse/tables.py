@@ -50,6 +50,9 @@ SCORECARD: Columns = (
     # power inputs: per-unit standard deviations (ratio metrics: of the linearised value) and
     # the relative effect detectable with 80% power at the current sample sizes
     ("control_std", "double"), ("variant_std", "double"), ("mde_80", "double"),
+    # the units a retention metric counts (their day N is over) or a funnel step counts (they
+    # completed the step before); NULL for other metrics, which count every unit
+    ("control_counted", "bigint"), ("variant_counted", "bigint"),
 )
 
 # the scorecard as of each day of the experiment (overall results only): what a run with
