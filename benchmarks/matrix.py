@@ -96,10 +96,13 @@ CATALOG: dict[str, MetricDef] = {m.name: m for m in (
     MetricDef("page_views", "count", ("page_view",)),
     MetricDef("visited_signup", "conversion", ("visited_signup",)),
     MetricDef("pages_per_session", "ratio", numerator="page_views", denominator="sessions"),
+    MetricDef("day7_return", "retention", ("session_start",), day=7),
+    MetricDef("signup_funnel", "funnel", COMMERCE, steps=(("visited_signup",), ("signup_success",), ("purchase",)),
+              within_hours=72),
 )}
 # the base cell: one metric of each type, over every event family (web, commerce, API)
 BASE = ("sessions", "revenue", "purchasers", "active_days", "daily_active", "active_hours",
-        "order_value", "api_success_rate")
+        "order_value", "api_success_rate", "day7_return", "signup_funnel")
 BY_TYPE = {CATALOG[n].type: n for n in BASE}
 # issue 10's "new user": 7 metrics incl. active_days and a ratio, CUPED on all, integer ids
 NEW_USER = ("sessions", "page_views", "revenue", "purchasers", "visited_signup", "active_days",
@@ -203,7 +206,14 @@ sources:
         lines.append(f"  - name: {m.name}\n    type: {m.type}")
         if m.type == "ratio":
             lines.append(f"    numerator: {m.numerator}\n    denominator: {m.denominator}")
+        elif m.type == "funnel":
+            lines.append(f"    source: {lay.source_of(m.events)}\n    funnel:\n      within_hours: {m.within_hours}\n"
+                         "      steps:")
+            for step, events in zip(m.step_names, m.steps):
+                lines.append(f"        - {{name: {step}, filter: \"{MetricDef('', '', events).filter}\"}}")
         else:
+            if m.type == "retention":
+                lines.append(f"    retention: {{day: {m.day}}}")
             lines.append(f"    source: {lay.source_of(m.events)}\n    filter: \"{m.filter}\"")
             if m.value:
                 lines.append(f"    value: \"{m.value}\"")

@@ -1,7 +1,7 @@
 """Hand-written single-pass SQL (DuckDB) for any cell of the benchmark matrix (`matrix.py`).
 
 A cell is a set of metrics of any type (count, sum, conversion, active_days,
-daily_participation, count_distinct, mean, ratio), CUPED on or off, text or integer unit ids,
+daily_participation, count_distinct, mean, ratio, retention, funnel), CUPED on or off, text or integer unit ids,
 0 or 1 dimension, over one or several event tables.  :func:`reference_sql` writes the fastest
 single statement we found for it; :func:`per_metric_sqls` writes one query per metric (the
 way many experimentation tools work).  Both return exactly wn's sufficient statistics (one row
@@ -60,6 +60,13 @@ class MetricDef:
     value: str | None = None            # SQL over the source's columns (sum, count_distinct, mean)
     numerator: str | None = None        # ratio
     denominator: str | None = None
+    day: int | None = None              # retention: active on day N after exposure
+    steps: tuple[tuple[str, ...], ...] = ()   # funnel: each step's event names, in order
+    within_hours: float | None = None   # funnel: the last step within this long of the first
+
+    @property
+    def step_names(self) -> tuple[str, ...]:
+        return tuple(f"s{k + 1}" for k in range(len(self.steps)))
 
     @property
     def filter(self) -> str:
@@ -103,11 +110,12 @@ class Spec:
 
 @dataclass(frozen=True)
 class UCol:
-    agg: str            # count | sum | days | distinct
+    agg: str            # count | sum | days | distinct | first (min ts)
     window: str         # post | pre
     source: str
     events: tuple[str, ...]
     value: str | None = None
+    days: tuple[int, int] | None = None   # post rows in [fe + days[0], fe + days[1]) only
 
 
 @dataclass
@@ -167,7 +175,30 @@ def _value(m: MetricDef, window: str, spec: Spec, cols: _Cols, win: Window) -> t
         return f"coalesce({col('distinct', m.value)}, 0)::double", None
     if m.type == "mean":
         return f"coalesce({col('sum', m.value)}, 0)::double", f"coalesce({col('count')}, 0)::double"
+    if m.type == "retention":
+        eligible = f"(x.fe + interval {m.day + 1} day <= {_ts(win.end)})"
+        if window == "pre":
+            return f"(coalesce({col('count')}, 0) > 0 and {eligible})::double", f"{eligible}::double"
+        day = cols.need(UCol("count", "post", src, m.events, days=(m.day, m.day + 1)))
+        return f"(coalesce({day}, 0) > 0 and {eligible})::double", f"{eligible}::double"
+    if m.type == "funnel":
+        if window == "pre":
+            return None, None
+        return funnel_steps(m, src, cols)[-1], None
     raise ValueError(f"no reference for metric type {m.type!r}: add it to benchmarks/references.py")
+
+
+def funnel_steps(m: MetricDef, src: str, cols: _Cols) -> list[str]:
+    """Per step, 1.0 when the unit completed it (wn's first-row definition, README)."""
+    times = [cols.need(UCol("first", "post", src, events)) for events in m.steps]
+    out = []
+    for k in range(len(times)):
+        conds = [f"{t} is not null" for t in times[:k + 1]]
+        conds += [f"{times[j + 1]} >= {times[j]}" for j in range(k)]
+        if m.within_hours is not None and k:
+            conds.append(f"{times[k]} < {times[0]} + interval {round(m.within_hours * 3600)} second")
+        out.append(f"({' and '.join(conds)})::double")
+    return out
 
 
 def _moments(y: str, d: str | None, x: str | None, xm: str | None) -> list[tuple[str, tuple[str, ...]]]:
@@ -217,6 +248,8 @@ def _agg(c: UCol, spec: Spec, win: Window, all_events: set[str], has_pre: bool, 
         conds.append("e.ts < x.fe")
         if not bounded:
             conds.append(f"e.ts >= x.fe - interval {CUPED_DAYS} day")
+    elif c.days:
+        conds += [f"e.ts >= x.fe + interval {c.days[0]} day", f"e.ts < x.fe + interval {c.days[1]} day"]
     elif has_pre or not bounded:
         conds.append("e.ts >= x.fe")
     filt = f" filter (where {' and '.join(conds)})" if conds else ""
@@ -226,6 +259,8 @@ def _agg(c: UCol, spec: Spec, win: Window, all_events: set[str], has_pre: bool, 
         return f"sum({_qualify(c.value, 'e')}){filt}"
     if c.agg == "distinct":
         return f"count(distinct {_qualify(c.value, 'e')}){filt}"
+    if c.agg == "first":
+        return f"min(e.ts){filt}"
     assert c.agg == "days"
     span = (win.end - _scan_start(spec, win)).days
     if span <= BITMASK_MAX_DAYS:
@@ -252,6 +287,10 @@ def reference_sql(spec: Spec, win: Window, *, shape: str = "join", exposures: st
         if spec.cuped:
             x, xm = _value(m, "pre", spec, cols, win)
         per_metric.append((m.name, _moments(y, d, x, xm)))
+        if m.type == "funnel":   # and its per-step read-outs, as wn publishes them
+            done = funnel_steps(m, spec.layout.source_of(m.events), cols)
+            for k, step in enumerate(m.step_names):
+                per_metric.append((f"{m.name}__{step}", _moments(done[k], done[k - 1] if k else None, None, None)))
     has_pre = any(c.window == "pre" for c in cols.cols)
     lower = f"x.fe - interval {CUPED_DAYS} day" if has_pre else "x.fe"
     xrel = exposures or "x"

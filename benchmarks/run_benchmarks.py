@@ -224,7 +224,7 @@ def compare(wn: dict[tuple, dict[str, float]], rows: list[dict]) -> tuple[bool, 
             ref = wn[key].get(col)
             if ref is None:
                 return False, f"{col} missing in wn's aggregates"
-            val = float(val or 0.0)
+            val, ref = float(val or 0.0), float(ref)
             if abs(val - ref) > 1e-9 * max(1.0, abs(ref)):
                 return False, f"{key} {col}: {val} vs wn {ref}"
             checked += 1

@@ -117,18 +117,18 @@ WITH __wn_scan__events AS (
       (
         s.event_name = 'session_start'
       )
-      AND s.ts >= e.first_exposure_at + INTERVAL '7' DAY
-      AND s.ts < e.first_exposure_at + INTERVAL '8' DAY) AS day7_return, /* metric day7_return: flag, post window */
+      AND s.ts >= e.first_exposure_at + INTERVAL '1' DAY
+      AND s.ts < e.first_exposure_at + INTERVAL '2' DAY) AS day1_return, /* metric day1_return: flag, post window */
     MAX(1) FILTER(WHERE
       (
         s.event_name = 'session_start'
       )
-      AND s.ts >= e.first_exposure_at + INTERVAL '7' DAY
-      AND s.ts < e.first_exposure_at + INTERVAL '8' DAY) AS day7_return__den, /* metric day7_return: flag, post window */
+      AND s.ts >= e.first_exposure_at + INTERVAL '1' DAY
+      AND s.ts < e.first_exposure_at + INTERVAL '2' DAY) AS day1_return__den, /* metric day1_return: flag, post window */
     MAX(1) FILTER(WHERE
       (
         s.event_name = 'session_start'
-      ) AND s.ts < e.first_exposure_at) AS day7_return__pre, /* metric day7_return: flag, pre window */
+      ) AND s.ts < e.first_exposure_at) AS day1_return__pre, /* metric day1_return: flag, pre window */
     MIN(s.ts) FILTER(WHERE
       (
         s.event_name = 'visited_signup'
@@ -218,29 +218,29 @@ SELECT
   CAST(COALESCE(s0.active_days, 0) AS DOUBLE) AS active_days,
   CAST(COALESCE(s0.active_days__pre, 0) AS DOUBLE) AS active_days__pre,
   CASE
-    WHEN e.first_exposure_at + INTERVAL '8' DAY <= CAST('2026-10-30 00:00:00' AS TIMESTAMP)
-    THEN CAST(COALESCE(s0.day7_return, 0) AS DOUBLE)
-    ELSE 0.0
-  END AS day7_return,
+    WHEN e.first_exposure_at + INTERVAL '2' DAY <= CAST('2026-10-30 00:00:00' AS TIMESTAMP)
+    THEN CAST(COALESCE(s0.day1_return, 0) AS DOUBLE)
+    ELSE CAST(0 AS DOUBLE)
+  END AS day1_return,
+  CAST(CASE
+    WHEN e.first_exposure_at + INTERVAL '2' DAY <= CAST('2026-10-30 00:00:00' AS TIMESTAMP)
+    THEN 1
+    ELSE 0
+  END AS DOUBLE) AS day1_return__den,
   CASE
-    WHEN e.first_exposure_at + INTERVAL '8' DAY <= CAST('2026-10-30 00:00:00' AS TIMESTAMP)
-    THEN 1.0
-    ELSE 0.0
-  END AS day7_return__den,
-  CASE
-    WHEN e.first_exposure_at + INTERVAL '8' DAY <= CAST('2026-10-30 00:00:00' AS TIMESTAMP)
-    THEN CAST(COALESCE(s0.day7_return__pre, 0) AS DOUBLE)
-    ELSE 0.0
-  END AS day7_return__pre,
-  CASE WHEN NOT s0.signup_funnel__visited IS NULL THEN 1.0 ELSE 0.0 END AS signup_funnel__visited,
-  CASE
+    WHEN e.first_exposure_at + INTERVAL '2' DAY <= CAST('2026-10-30 00:00:00' AS TIMESTAMP)
+    THEN CAST(COALESCE(s0.day1_return__pre, 0) AS DOUBLE)
+    ELSE CAST(0 AS DOUBLE)
+  END AS day1_return__pre,
+  CAST(CASE WHEN NOT s0.signup_funnel__visited IS NULL THEN 1 ELSE 0 END AS DOUBLE) AS signup_funnel__visited,
+  CAST(CASE
     WHEN NOT s0.signup_funnel__visited IS NULL
     AND NOT s0.signup_funnel__signed_up IS NULL
     AND s0.signup_funnel__signed_up >= s0.signup_funnel__visited
     AND s0.signup_funnel__signed_up < s0.signup_funnel__visited + INTERVAL '86400' SECOND
-    THEN 1.0
-    ELSE 0.0
-  END AS signup_funnel__signed_up,
+    THEN 1
+    ELSE 0
+  END AS DOUBLE) AS signup_funnel__signed_up,
   CAST(COALESCE(s0.event_types_used, 0) AS DOUBLE) AS event_types_used,
   CAST(COALESCE(s0.event_types_used__pre, 0) AS DOUBLE) AS event_types_used__pre,
   CAST(COALESCE(s0.revenue, 0) AS DOUBLE) AS revenue,
@@ -271,15 +271,16 @@ WITH analysed AS (
 ), top_0 AS (
   /* slices of country: the 4 values with the most units with at least 500 units; the others are '(other)' */
   SELECT
-    COALESCE(CAST(country AS TEXT), '(null)') AS value
+    COALESCE(CAST(country AS TEXT), '(null)') AS value,
+    COUNT(*) AS units
   FROM analysed
   GROUP BY
     COALESCE(CAST(country AS TEXT), '(null)')
   HAVING
     COUNT(*) >= 500
   ORDER BY
-    COUNT(*) DESC,
-    COALESCE(CAST(country AS TEXT), '(null)')
+    units DESC,
+    value
   LIMIT 4
 ), measured AS (
   SELECT
@@ -301,10 +302,10 @@ WITH analysed AS (
     analysed.avg_order_value__pre_den AS m4_xm,
     analysed.active_days AS m5_y,
     analysed.active_days__pre AS m5_x,
-    analysed.day7_return AS m6_y,
-    analysed.day7_return__den AS m6_d,
-    analysed.day7_return__pre AS m6_x,
-    analysed.day7_return__den AS m6_xm,
+    analysed.day1_return AS m6_y,
+    analysed.day1_return__den AS m6_d,
+    analysed.day1_return__pre AS m6_x,
+    analysed.day1_return__den AS m6_xm,
     analysed.signup_funnel__signed_up AS m7_y,
     analysed.signup_funnel__visited AS m8_y,
     analysed.signup_funnel__signed_up AS m9_y,
@@ -374,21 +375,21 @@ SELECT
   SUM(m5_y * m5_y) AS active_days__sum_sq,
   SUM(m5_x) AS active_days__pre_sum,
   SUM(m5_x * m5_x) AS active_days__pre_sum_sq,
-  SUM(m5_y * m5_x) AS active_days__sum_cross, /* metric day7_return (retention, secondary) */
-  SUM(m6_y) AS day7_return__sum,
-  SUM(m6_y * m6_y) AS day7_return__sum_sq,
-  SUM(m6_d) AS day7_return__den_sum,
-  SUM(m6_d * m6_d) AS day7_return__den_sum_sq,
-  SUM(m6_y * m6_d) AS day7_return__num_den_sum,
-  SUM(m6_x) AS day7_return__pre_sum,
-  SUM(m6_x * m6_x) AS day7_return__pre_sum_sq,
-  SUM(m6_y * m6_x) AS day7_return__sum_cross,
-  SUM(m6_xm) AS day7_return__pre_den_sum,
-  SUM(m6_xm * m6_xm) AS day7_return__pre_den_sum_sq,
-  SUM(m6_x * m6_xm) AS day7_return__pre_num_den_sum,
-  SUM(m6_y * m6_xm) AS day7_return__num_pre_den_sum,
-  SUM(m6_d * m6_x) AS day7_return__den_pre_sum,
-  SUM(m6_d * m6_xm) AS day7_return__den_pre_den_sum, /* metric signup_funnel (funnel, secondary) */
+  SUM(m5_y * m5_x) AS active_days__sum_cross, /* metric day1_return (retention, secondary) */
+  SUM(m6_y) AS day1_return__sum,
+  SUM(m6_y * m6_y) AS day1_return__sum_sq,
+  SUM(m6_d) AS day1_return__den_sum,
+  SUM(m6_d * m6_d) AS day1_return__den_sum_sq,
+  SUM(m6_y * m6_d) AS day1_return__num_den_sum,
+  SUM(m6_x) AS day1_return__pre_sum,
+  SUM(m6_x * m6_x) AS day1_return__pre_sum_sq,
+  SUM(m6_y * m6_x) AS day1_return__sum_cross,
+  SUM(m6_xm) AS day1_return__pre_den_sum,
+  SUM(m6_xm * m6_xm) AS day1_return__pre_den_sum_sq,
+  SUM(m6_x * m6_xm) AS day1_return__pre_num_den_sum,
+  SUM(m6_y * m6_xm) AS day1_return__num_pre_den_sum,
+  SUM(m6_d * m6_x) AS day1_return__den_pre_sum,
+  SUM(m6_d * m6_xm) AS day1_return__den_pre_den_sum, /* metric signup_funnel (funnel, secondary) */
   SUM(m7_y) AS signup_funnel__sum,
   SUM(m7_y * m7_y) AS signup_funnel__sum_sq, /* metric signup_funnel__visited (funnel_step, secondary) */
   SUM(m8_y) AS signup_funnel__visited__sum,

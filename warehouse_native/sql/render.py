@@ -224,8 +224,8 @@ def _finish(c: UnitColumn, ref: str, plan: AnalysisPlan, end: tuple[str, str] | 
     if c.complete_after is not None:
         eligible = f"{fe} + interval {c.complete_after} day <= {end_ts}"
         if c.finish == "eligible":
-            return f"case when {eligible} then 1.0 else 0.0 end"
-        return f"case when {eligible} then {value} else 0.0 end"
+            return f"cast(case when {eligible} then 1 else 0 end as double)"
+        return f"case when {eligible} then {value} else cast(0 as double) end"
     if c.finish == "per_post_day":
         if not c.start_day and not c.end_day:
             return f"{value} / {_post_days(plan, end_date)}"   # the common case: exposure date to analysis end
@@ -247,7 +247,7 @@ def _funnel_step(c: UnitColumn, ref: str, ref_of) -> str:
     if c.within_hours is not None and len(times) > 1:
         seconds = round(c.within_hours * 3600)
         parts.append(f"{times[-1]} < {times[0]} + interval {seconds} second")
-    return f"case when {' and '.join(parts)} then 1.0 else 0.0 end"
+    return f"cast(case when {' and '.join(parts)} then 1 else 0 end as double)"
 
 
 def _metric_inputs(m: MetricPlan) -> dict[str, str | None]:
