@@ -60,6 +60,32 @@ class SourceScan:
 
 
 @dataclass(frozen=True)
+class QuantileQuery:
+    """A percentile metric: the ``percentile``-th quantile of ``value`` over the events (rows)
+    of exposed units in their post window, per variant and slice, with the bounds of its
+    clustered outer interval (docs/statistics.md, "Percentile metrics").  One statement of
+    its own, computed in the warehouse; no per-unit column."""
+
+    metric: str
+    percentile: float
+    source: str
+    relation: str
+    unit_column: str
+    timestamp: str
+    value: str
+    filter: str | None = None
+    start_day: int = 0
+    end_day: int | None = None
+
+    @property
+    def step_name(self) -> str:
+        return f"{QUANTILE_STEP_PREFIX}{self.metric}"
+
+
+QUANTILE_STEP_PREFIX = "quantiles__"
+
+
+@dataclass(frozen=True)
 class MetricPlan:
     """How one analysed metric is read from the unit-metrics columns."""
 
@@ -68,7 +94,7 @@ class MetricPlan:
     role: Role
     direction: str
     tags: tuple[str, ...]
-    value_column: str                  # per-unit value (numerator for ratio-like metrics)
+    value_column: str                  # per-unit value (numerator for ratio-like metrics); "" for percentile
     den_column: str | None = None      # ratio-like: per-unit denominator
     pre_column: str | None = None      # CUPED covariate (pre numerator for ratio-like)
     pre_den_column: str | None = None  # ratio-like CUPED: pre denominator
@@ -81,6 +107,11 @@ class MetricPlan:
     @property
     def is_ratio(self) -> bool:
         return self.den_column is not None
+
+    @property
+    def is_percentile(self) -> bool:
+        """Read from its own quantile statement (AnalysisPlan.quantiles), not the unit metrics."""
+        return self.type == "percentile"
 
     @property
     def has_covariate(self) -> bool:
@@ -133,6 +164,12 @@ class AnalysisPlan:
     daily_history: bool = False          # see Analysis.daily_history
     planned_end: dt.date | None = None   # the experiment's last day (None: open-ended)
     decision_rule: Rule = Rule()         # the experiment's decision: settings
+    quantiles: tuple[QuantileQuery, ...] = ()   # percentile metrics: one statement each
+
+    @property
+    def unit_level_metrics(self) -> tuple[MetricPlan, ...]:
+        """The metrics read from the per-unit columns (every type but percentile)."""
+        return tuple(m for m in self.metrics if not m.is_percentile)
 
     @property
     def scan_start(self) -> dt.datetime:
@@ -143,6 +180,12 @@ class AnalysisPlan:
     def metric(self, name: str) -> MetricPlan:
         return next(m for m in self.metrics if m.name == name)
 
+    def quantile(self, name: str) -> QuantileQuery:
+        return next(q for q in self.quantiles if q.metric == name)
+
     def fingerprint(self) -> str:
-        blob = json.dumps(asdict(self), default=str, sort_keys=True)
+        fields = asdict(self)
+        if not self.quantiles:   # plans without percentile metrics keep the fingerprint they had
+            del fields["quantiles"]
+        blob = json.dumps(fields, default=str, sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]

@@ -19,10 +19,13 @@ NAME_RE = re.compile(r"^[a-z_][a-z0-9_]*$")
 NAME_HINT = "names are lower_snake_case (letters, digits, underscores; not starting with a digit), at most 40 characters"
 
 MetricType = Literal["count", "sum", "conversion", "active_days", "daily_participation",
-                     "count_distinct", "mean", "ratio"]
+                     "count_distinct", "mean", "ratio", "percentile"]
 METRIC_TYPES: tuple[str, ...] = MetricType.__args__  # type: ignore[attr-defined]
-NEEDS_VALUE = {"sum", "count_distinct", "mean"}
+NEEDS_VALUE = {"sum", "count_distinct", "mean", "percentile"}
 RATIO_LIKE = {"mean", "ratio"}
+# metrics computed over events rather than per unit: no per-unit column, no numerator or
+# denominator of a ratio, no CUPED covariate, no winsorization (docs/statistics.md, section 15)
+EVENT_LEVEL = {"percentile"}
 
 
 def _check_name(value: str) -> str:
@@ -150,6 +153,7 @@ class Metric(_Frozen):
     window: Window | None = None
     cuped: bool = True
     guardrail: GuardrailConfig | None = None
+    percentile: float | None = None   # type: percentile: which quantile of the events' values, in (0, 1)
 
     @field_validator("name")
     @classmethod
@@ -176,7 +180,37 @@ class Metric(_Frozen):
                 raise ValueError(f"a {self.type} metric needs 'value' (a SQL expression over the source)")
             if self.type not in NEEDS_VALUE and self.value:
                 raise ValueError(f"'value' does not apply to a {self.type} metric; remove it")
+        if self.type == "percentile":
+            self._check_percentile()
+        elif self.percentile is not None:
+            raise ValueError(f"'percentile' only applies to type: percentile (this is a {self.type} metric); "
+                             "remove it, or set type: percentile")
         return self
+
+    def _check_percentile(self) -> None:
+        if self.percentile is None:
+            raise ValueError("a percentile metric needs 'percentile': the quantile as a fraction "
+                             "strictly between 0 and 1, e.g. percentile: 0.95 for the 95th percentile")
+        if self.winsorize is not None:
+            raise ValueError("'winsorize' does not apply to a percentile metric (a quantile is not "
+                             "moved by a few extreme values); remove it")
+        if "cuped" in self.model_fields_set and self.cuped:
+            raise ValueError("CUPED does not apply to a percentile metric (wn has no pre-exposure "
+                             "covariate for a quantile of events); remove 'cuped: true'")
+
+    @field_validator("percentile")
+    @classmethod
+    def _percentile_range(cls, value: float | None) -> float | None:
+        if value is not None and not 0.0 < value < 1.0:
+            hint = f"; for the {value:g}th percentile write {value / 100:g}" if 1.0 < value < 100.0 else ""
+            raise ValueError(f"percentile must be a fraction strictly between 0 and 1, e.g. 0.95 for "
+                             f"the 95th percentile (got {value:g}{hint})")
+        return value
+
+    @property
+    def is_event_level(self) -> bool:
+        """Computed over the source's events, not as a per-unit value (type: percentile)."""
+        return self.type in EVENT_LEVEL
 
     @property
     def is_guardrail(self) -> bool:
