@@ -202,9 +202,9 @@ class Metric(_Frozen):
     @classmethod
     def _percentile_range(cls, value: float | None) -> float | None:
         if value is not None and not 0.0 < value < 1.0:
-            hint = f"; for the {value:g}th percentile write {value / 100:g}" if 1.0 < value < 100.0 else ""
-            raise ValueError(f"percentile must be a fraction strictly between 0 and 1, e.g. 0.95 for "
-                             f"the 95th percentile (got {value:g}{hint})")
+            fix = (f"for the {value:g}th percentile write {value / 100:g}" if 1.0 < value < 100.0
+                   else "e.g. 0.95 for the 95th percentile")
+            raise ValueError(f"percentile must be a fraction strictly between 0 and 1 (got {value:g}; {fix})")
         return value
 
     @property

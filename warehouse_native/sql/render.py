@@ -272,9 +272,8 @@ def _aggregates_select(plan: AnalysisPlan, rel: dict[str, str], by: str | None =
     caps: list[dict] = []
     measure: list[str] = []
     exprs: dict[str, str] = {}
-    for i, m in enumerate(plan.metrics):
-        if m.is_percentile:   # its own statement (quantiles__<metric>)
-            continue
+    metrics = plan.unit_level_metrics   # a percentile metric has its own statement (quantiles__<metric>)
+    for i, m in enumerate(metrics):
         for key, col in _metric_inputs(m).items():
             if col is None:
                 continue
@@ -297,7 +296,7 @@ def _aggregates_select(plan: AnalysisPlan, rel: dict[str, str], by: str | None =
         plan=plan, rel=rel, caps=caps, measure_columns=measure, literal=literal, by=by,
         dimensions=() if by else plan.dimensions,
         capped=lambda name: exprs[name],
-        moments=lambda m: _moments(plan.metrics.index(m), m))
+        moments=lambda m: _moments(metrics.index(m), m))
 
 
 def outer_z(confidence: float) -> float:
