@@ -140,7 +140,8 @@ def run_experiment(project: Project, target: Target, adapter: Adapter, experimen
         # unit ids compared in their own type when every source agrees (needs the models in place)
         plan = dataclasses.replace(plan, unit_keys=unit_keys(
             adapter, [(plan.exposure.relation, plan.exposure.unit_column)]
-            + [(s.relation, s.unit_column) for s in plan.scans]))
+            + [(s.relation, s.unit_column) for s in plan.scans]
+            + [(q.relation, q.unit_column) for q in plan.quantiles]))
         result.plan = plan
         if mode == "stateless":
             compiled = compile_plan(plan, dialect=adapter.dialect, strategy=strategy, stage_prefix=stage)
