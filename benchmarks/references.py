@@ -31,6 +31,11 @@ for several tables ``UNION ALL``-ed) events and grouped once per unit, the windo
 in the ``FILTER`` clauses; ``union``: like ``join`` but several tables are read as one
 ``UNION ALL`` stream joined once.  ``matrix.py --ref-shapes`` times them against each other.
 
+Percentile metrics (a quantile of events, not a per-unit value) have a reference of their own,
+:func:`percentile_reference_sql`, written independently of wn's statement: ``quantile_cont``
+for the quantile, the group's values as one sorted list (``list_sort(list(v))``) indexed at
+the interval's fractions, and the share's clustered variance from per-unit residuals.
+
 Not covered: metric ``window``s and winsorization (the matrix cells have neither).
 """
 
@@ -67,6 +72,7 @@ class MetricDef:
     @property
     def step_names(self) -> tuple[str, ...]:
         return tuple(f"s{k + 1}" for k in range(len(self.steps)))
+    percentile: float | None = None     # percentile: the quantile of ``value`` over the events
 
     @property
     def filter(self) -> str:
@@ -279,6 +285,8 @@ def _events_where(spec: Spec, win: Window, events: set[str], held: tuple[str, ..
 def reference_sql(spec: Spec, win: Window, *, shape: str = "join", exposures: str | None = None) -> str:
     """The single statement.  ``exposures``: a table holding :func:`exposures_sql`'s rows
     (per-metric queries share one); by default it is a CTE."""
+    if any(m.type == "percentile" for m in spec.metrics):
+        return percentile_reference_sql(spec, win, exposures=exposures)
     cols = _Cols()
     per_metric = []
     for m in spec.metrics:
@@ -377,3 +385,65 @@ def per_metric_sqls(spec: Spec, win: Window) -> tuple[list[str], list[tuple[str,
     queries = [(m.name, f"-- one query for metric {m.name}\n"
                 + reference_sql(spec.only(m), win, exposures=PM_EXPOSURES)) for m in spec.metrics]
     return setup, queries, [f"drop table if exists {PM_EXPOSURES}"]
+
+
+def percentile_reference_sql(spec: Spec, win: Window, *, exposures: str | None = None) -> str:
+    """A percentile metric's numbers per variant (× country): ``n`` (units), the share of events
+    at or below the quantile as ratio sums (``sum`` = Σ below, ``den_sum`` = Σ events, ...), the
+    quantile and the outer interval [Q(p − z·σ_F), Q(p + z·σ_F)] (docs/statistics.md, section 17),
+    written independently of wn's rank-based statement (see the module docstring).  One
+    percentile metric per statement."""
+    if len(spec.metrics) != 1 or spec.metrics[0].type != "percentile":
+        raise ValueError("the percentile reference takes exactly one percentile metric (a cell of its own)")
+    import statistics
+
+    m = spec.metrics[0]
+    p = float(m.percentile)
+    z = statistics.NormalDist().inv_cdf(0.975)
+    table = spec.layout.table(spec.layout.source_of(m.events))
+    events = ", ".join(f"'{e}'" for e in m.events)
+    head = f"with x as (\n  {exposures_sql(spec, win)}\n),\n" if exposures is None else "with "
+    xrel = exposures or "x"
+    slice_rows = "union all select variant, coalesce(country, '(null)') as sl, unit_id, v from ev" if spec.dimension else ""
+    slice_units = (f"union all select variant, coalesce(country, '(null)') as sl, count(*) as units from {xrel} "
+                   "group by all" if spec.dimension else "")
+    country = ", x.country" if spec.dimension else ""
+
+    def at(frac: str) -> str:   # the interpolated value of the sorted list at a fraction
+        h = f"((b.events - 1) * {frac})"
+        k = f"cast(floor({h}) as bigint)"
+        lo = f"list_extract(b.vals, {k} + 1)"
+        hi = f"list_extract(b.vals, least({k} + 2, b.events))"
+        return f"{lo} + ({h} - {k}) * ({hi} - {lo})"
+
+    return f"""-- percentile reference: {m.name} (p = {p}), quantile_cont + sorted lists
+{head}ev as (
+  select x.unit_id, x.variant{country}, e.value::double as v
+  from {table} e join {xrel} x on e.user_id = x.unit_id
+  where e.ts >= {_ts(win.start)} and e.ts < {_ts(win.end)} and e.ts >= x.fe
+    and e.event_name in ({events}) and e.value is not null
+),
+s as (select variant, 'all' as sl, unit_id, v from ev {slice_rows}),
+xs as (select variant, 'all' as sl, count(*) as units from {xrel} group by all {slice_units}),
+g as (select variant, sl, count(*) as events, quantile_cont(v, {p!r}) as q, list_sort(list(v)) as vals
+      from s group by all),
+u as (select s.variant, s.sl, s.unit_id, count(*)::double as n, count(*) filter (where s.v <= g.q)::double as a
+      from s join g using (variant, sl) group by all),
+f as (select variant, sl, sum(a) as a_sum, sum(a * a) as a_sq, sum(n) as n_sum, sum(n * n) as n_sq,
+             sum(a * n) as an from u group by all),
+r as (select u.variant, u.sl, sum(power(u.a - f.a_sum / f.n_sum * u.n, 2)) as resid
+      from u join f using (variant, sl) group by all),
+b as (select g.variant, g.sl, g.events, g.q, g.vals, xs.units,
+             sqrt(r.resid * xs.units / ((xs.units - 1) * f.n_sum * f.n_sum)) as sigma
+      from g join f using (variant, sl) join r using (variant, sl) join xs using (variant, sl))
+select xs.variant,
+       case when xs.sl = 'all' then null else 'country' end as dimension,
+       case when xs.sl = 'all' then null else xs.sl end as dimension_value,
+       xs.units as n,
+       f.a_sum as {m.name}__sum, f.a_sq as {m.name}__sum_sq, f.n_sum as {m.name}__den_sum,
+       f.n_sq as {m.name}__den_sum_sq, f.an as {m.name}__num_den_sum,
+       b.q as {m.name}__quantile,
+       {at(f"greatest({p!r} - {z!r} * b.sigma, 0)")} as {m.name}__quantile_lower,
+       {at(f"least({p!r} + {z!r} * b.sigma, 1)")} as {m.name}__quantile_upper
+from xs left join f using (variant, sl) left join b using (variant, sl)
+"""

@@ -201,8 +201,8 @@ def wn_aggregates(result) -> dict[tuple, dict[str, float]]:
         r = dict(zip(names, row))
         key = (r["variant"], r["dimension"], r["dimension_value"])
         slot = out.setdefault(key, {"n": r["n"]})
-        for m in MOMENTS:
-            if r[m] is not None:
+        for m in MOMENTS + ("quantile", "quantile_lower", "quantile_upper"):   # (percentile metrics)
+            if r.get(m) is not None:
                 slot[f"{r['metric']}__{m}"] = r[m]
     return out
 

@@ -60,15 +60,20 @@ def test_one_scan_per_source_joined_once_to_exposures(plan):
     # every events metric, its CUPED covariate included, comes out of that one scan
     cte = next(c for c in tree.find_all(exp.CTE) if c.alias == "__wn_scan__events")
     columns = set(cte.this.named_selects)
-    for m in plan.metrics:
+    for m in plan.unit_level_metrics:
         assert m.value_column in columns and (m.pre_column is None or m.pre_column in columns)
+    # a percentile metric (median_order_value) has no unit column: its own statement reads the events
+    assert [m.name for m in plan.metrics if m.is_percentile] == ["median_order_value"]
+    assert not any("median_order_value" in c for c in columns)
 
 
 def test_strategies_differ_only_in_materialisation(plan):
     cte = compile_plan(plan, dialect="duckdb", strategy="cte")
     temp = compile_plan(plan, dialect="duckdb", strategy="temp")
-    assert [s.action for s in cte.statements] == ["create_temp", "create_table", "query"]
-    assert [s.action for s in temp.statements] == ["create_temp", "create_temp", "create_table", "query", "drop"]
+    # the last query: the percentile metric's statement (quantiles__median_order_value)
+    assert [s.action for s in cte.statements] == ["create_temp", "create_table", "query", "query"]
+    assert [s.action for s in temp.statements] == ["create_temp", "create_temp", "create_table", "query", "query",
+                                                   "drop"]
     assert cte.choices == {"scan__events": "inline, plain scan"}
     assert temp.choices == {"scan__events": "temp, plain scan"}
 
@@ -100,7 +105,9 @@ def test_incremental_statements_parse_back_in_every_dialect(plan, dialect, case)
     }[case]
     compiled = compile_incremental(plan, spec, dialect=dialect, stage_prefix="wn.__wn_x")
     steps = [s.step for s in compiled.statements]
-    assert steps[0] == "exposure_days" and steps[-1] == "aggregates" and "unit_metrics" not in steps
+    # the percentile metric keeps no state: its statement reads the run's exposures after the aggregates
+    assert steps[0] == "exposure_days" and steps[-2:] == ["aggregates", "quantiles__median_order_value"]
+    assert "unit_metrics" not in steps
     assert ("exposure_base" in steps) == (case != "daily")
     for stmt in compiled.statements:
         parsed = sqlglot.parse(stmt.sql, read=dialect)

@@ -334,6 +334,12 @@ def test_the_demo_lumps_small_countries_into_other(no_cuped: Case):
     assert sliced == kept
     srm = {h["dimension_value"] for h in no_cuped.health if h["check_name"] == "srm" and h["dimension"] == "country"}
     assert srm == kept
+    # a percentile metric (its own statement) lumps the same values, with the same units
+    units = {(r["dimension_value"], r["variant"]): (r["control_units"], r["variant_units"])
+             for r in no_cuped.scorecard if r["dimension"] == "country" and r["metric"] == "signups"}
+    quantile = {(r["dimension_value"], r["variant"]): (r["control_units"], r["variant_units"])
+                for r in no_cuped.scorecard if r["dimension"] == "country" and r["metric"] == "median_order_value"}
+    assert quantile == units and len(units) == 5 * 3
 
 
 def test_slices_of_a_dimension_are_one_correction_family(no_cuped: Case):

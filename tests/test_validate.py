@@ -29,7 +29,7 @@ def broken_project(tmp_path: Path) -> Path:
     text = eng.read_text()
     # 1. an injection attempt in a filter
     text = text.replace("filter: \"event_name = 'signup_success'\"",
-                        "filter: \"1=1; DROP TABLE raw.events\"")
+                        "filter: \"1=1; DROP TABLE raw.events\"", 1)   # the signups metric only
     # 2. an unknown metric type
     text = text.replace("type: active_days", "type: active_dayz")
     # 3. an unknown source

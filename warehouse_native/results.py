@@ -8,6 +8,7 @@ variants, pre-exposure balance, exposure gaps) and the run's ``decisions`` row.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
@@ -75,12 +76,30 @@ def _alternative(plan: AnalysisPlan, metric: MetricPlan) -> str:
     return "two-sided" if plan.alternative == "two-sided" else metric.direction
 
 
+def merge_quantiles(aggregates: list[dict[str, Any]], quantiles: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The aggregates rows with the percentile metrics' columns added, matched by variant and
+    slice (a slice only a quantile statement has, e.g. no unit-level metric, gets a row of its own)."""
+    rows = {(r["variant"], r["dimension"], r["dimension_value"]): dict(r) for r in aggregates}
+    for q in quantiles:
+        key = (q["variant"], q["dimension"], q["dimension_value"])
+        row = rows.setdefault(key, {"variant": key[0], "dimension": key[1], "dimension_value": key[2], "n": q["n"]})
+        row.update({k: v for k, v in q.items() if "__" in k})
+    return list(rows.values())
+
+
 def build_outputs(plan: AnalysisPlan, aggregates: list[dict[str, Any]], exposure_counts: dict[str, int],
                   *, run_id: str, computed_at: dt.datetime,
-                  exposures_by_day: dict[tuple[dt.date, str], int] | None = None) -> RunOutputs:
+                  exposures_by_day: dict[tuple[dt.date, str], int] | None = None,
+                  quantiles: list[dict[str, Any]] | None = None) -> RunOutputs:
     """``exposure_counts``: units per exposure variant; ``exposures_by_day``: units first
-    exposed per (day, variant), for the exposure-gap check (left out when None)."""
+    exposed per (day, variant), for the exposure-gap check (left out when None); ``quantiles``:
+    the rows of the percentile metrics' statements (None: the percentile metrics are left out,
+    as in wn.scorecard_daily)."""
     out = RunOutputs()
+    if quantiles is not None:
+        aggregates = merge_quantiles(aggregates, quantiles)
+    else:
+        plan = dataclasses.replace(plan, metrics=plan.unit_level_metrics, quantiles=())
     slices = _slices(aggregates)
     slices.setdefault(OVERALL, {})
     empty = _empty_row(plan)
@@ -130,16 +149,17 @@ def build_outputs(plan: AnalysisPlan, aggregates: list[dict[str, Any]], exposure
             for variant, row in sorted(by_variant.items()):
                 moments = [None if f"{m.name}__{k}" not in row else row[f"{m.name}__{k}"] for k in MOMENTS]
                 out.metric_aggregates.append([run_id, computed_at, plan.experiment, m.name, m.type, variant,
-                                              dim, value, int(row["n"] or 0), *moments, m.definition_hash])
+                                              dim, value, int(row["n"] or 0), *moments, m.definition_hash,
+                                              *_quantile_fields(plan, m, row)])
 
     # -- comparisons -----------------------------------------------------------------------
     rows: list[dict[str, Any]] = []
     for key, by_variant in slices.items():
         control_row = by_variant.get(plan.control, empty)
         for m in plan.metrics:
-            control = moments_of(control_row, m)
+            control = arm_of(plan, control_row, m)
             for variant in plan.variants[1:]:
-                treat = moments_of(by_variant.get(variant, empty), m)
+                treat = arm_of(plan, by_variant.get(variant, empty), m)
                 rows.append(_compare_row(plan, m, key, variant, control, treat, srm_by_slice[key]))
 
     _apply_correction(plan, rows)
@@ -163,17 +183,44 @@ def build_outputs(plan: AnalysisPlan, aggregates: list[dict[str, Any]], exposure
 
 # metric types whose denominator is a count of the units they read (see tables.SCORECARD)
 COUNTED_TYPES = ("retention", "funnel_step")
+Arm = stats.Moments | stats.QuantileArm
+
+
+def arm_of(plan: AnalysisPlan, row: dict[str, Any], m: MetricPlan) -> Arm:
+    """One arm's inputs to the statistics: the sums of a unit-level metric, or a percentile
+    metric's quantile and outer interval (at the z of the plan's confidence)."""
+    if m.is_percentile:
+        return stats.QuantileArm.from_row(row, m.name, stats.outer_z(plan.confidence))
+    return moments_of(row, m)
+
+
+def _units(arm: Arm) -> int:
+    return arm.units if isinstance(arm, stats.QuantileArm) else arm.n
+
+
+def _quantile_fields(plan: AnalysisPlan, m: MetricPlan, row: dict[str, Any]) -> list[Any]:
+    """metric_aggregates' percentile, quantile, quantile_lower, quantile_upper (None for others)."""
+    if not m.is_percentile:
+        return [None] * 4
+    return [plan.quantile(m.name).percentile,
+            *(row.get(f"{m.name}__{k}") for k in ("quantile", "quantile_lower", "quantile_upper"))]
+
+
+def _comparison(plan: AnalysisPlan, m: MetricPlan, control: Arm, treat: Arm, confidence: float) -> stats.Comparison:
+    if m.is_percentile:
+        return stats.compare_quantiles(control, treat, confidence=confidence, alternative=_alternative(plan, m))
+    return stats.compare(control, treat, confidence=confidence, alternative=_alternative(plan, m),
+                         cuped=m.has_covariate)
 
 
 def _compare_row(plan: AnalysisPlan, m: MetricPlan, key: SliceKey, variant: str,
-                 control: stats.Moments, treat: stats.Moments, srm: stats.SrmResult) -> dict[str, Any]:
+                 control: Arm, treat: Arm, srm: stats.SrmResult) -> dict[str, Any]:
     cuped = m.has_covariate
-    c = stats.compare(control, treat, confidence=plan.confidence, alternative=_alternative(plan, m),
-                      cuped=cuped)
+    c = _comparison(plan, m, control, treat, plan.confidence)
     row: dict[str, Any] = {
         "metric": m.name, "metric_type": m.type, "role": m.role, "tags": ",".join(m.tags),
         "direction": m.direction, "dimension": key[0], "dimension_value": key[1],
-        "variant": variant, "control_units": control.n, "variant_units": treat.n,
+        "variant": variant, "control_units": _units(control), "variant_units": _units(treat),
         "control_mean": c.control_mean, "variant_mean": c.variant_mean,
         "abs_delta": c.abs_delta, "abs_ci_lower": c.abs_ci_lower, "abs_ci_upper": c.abs_ci_upper,
         "rel_delta": c.rel_delta, "rel_ci_lower": c.rel_ci_lower, "rel_ci_upper": c.rel_ci_upper,
@@ -190,11 +237,17 @@ def _compare_row(plan: AnalysisPlan, m: MetricPlan, key: SliceKey, variant: str,
             row["reason"] = (f"{left_out} of {control.n + treat.n} units not counted yet: exposed too "
                              "recently for their retention day to be over")
     if m.role == "guardrail":
-        g = stats.guardrail_check(control, treat, direction=m.direction, max_regression=m.max_regression,
-                                  confidence=plan.confidence, cuped=cuped)
+        if m.is_percentile:
+            g = stats.quantile_guardrail(control, treat, direction=m.direction, max_regression=m.max_regression,
+                                         confidence=plan.confidence)
+        else:
+            g = stats.guardrail_check(control, treat, direction=m.direction, max_regression=m.max_regression,
+                                      confidence=plan.confidence, cuped=cuped)
         row.update(guardrail_status=g.status, guardrail_p_value=g.p_value, max_regression=m.max_regression)
         if g.reason and not row["reason"]:
             row["reason"] = g.reason
+    if m.is_percentile:   # no sequential or Bayesian summary for quantiles (docs/statistics.md)
+        return row
     if plan.sequential:
         s = stats.sequential_compare(control, treat, confidence=plan.confidence, cuped=cuped)
         row.update(sequential_p_value=s.p_value, sequential_ci_lower=s.ci_lower,
@@ -207,13 +260,24 @@ def _compare_row(plan: AnalysisPlan, m: MetricPlan, key: SliceKey, variant: str,
     return row
 
 
-def _power_inputs(plan: AnalysisPlan, control: stats.Moments, treat: stats.Moments) -> dict[str, Any]:
-    c, t = estimate_arm(control, covariate=False), estimate_arm(treat, covariate=False)
-    if c is None or t is None:
-        return {}
-    return {"control_std": math.sqrt(c.var), "variant_std": math.sqrt(t.var),
-            "mde_80": stats.minimum_detectable_effect(control_mean=c.point, control_var=c.var,
-                                                      control_n=c.n, variant_var=t.var, variant_n=t.n,
+def _power_inputs(plan: AnalysisPlan, control: Arm, treat: Arm) -> dict[str, Any]:
+    """Per-unit standard deviations and the 80%-power MDE.  A percentile metric's per-unit
+    deviation is se(Q)·√units: the spread that gives its standard error at its unit count."""
+    if isinstance(control, stats.QuantileArm):
+        assert isinstance(treat, stats.QuantileArm)
+        se_c, se_t = control.std_error, treat.std_error
+        if se_c is None or se_t is None or control.quantile is None:
+            return {}
+        c_point, c_var, c_n = control.quantile, se_c * se_c * control.units, control.units
+        t_var, t_n = se_t * se_t * treat.units, treat.units
+    else:
+        c, t = estimate_arm(control, covariate=False), estimate_arm(treat, covariate=False)
+        if c is None or t is None:
+            return {}
+        c_point, c_var, c_n, t_var, t_n = c.point, c.var, c.n, t.var, t.n
+    return {"control_std": math.sqrt(c_var), "variant_std": math.sqrt(t_var),
+            "mde_80": stats.minimum_detectable_effect(control_mean=c_point, control_var=c_var, control_n=c_n,
+                                                      variant_var=t_var, variant_n=t_n,
                                                       confidence=plan.confidence, power=0.8)}
 
 
@@ -240,8 +304,7 @@ def _apply_correction(plan: AnalysisPlan, rows: list[dict[str, Any]]) -> None:
             r["adjusted_p_value"] = adj
             r["correction"] = plan.correction
             m = plan.metric(r["metric"])
-            wide = stats.compare(r["_control"], r["_variant"], confidence=level,
-                                 alternative=_alternative(plan, m), cuped=m.has_covariate)
+            wide = _comparison(plan, m, r["_control"], r["_variant"], level)
             r.update(adjusted_ci_lower=wide.abs_ci_lower, adjusted_ci_upper=wide.abs_ci_upper,
                      adjusted_rel_ci_lower=wide.rel_ci_lower, adjusted_rel_ci_upper=wide.rel_ci_upper)
     for r in rows:

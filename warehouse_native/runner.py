@@ -21,8 +21,9 @@ from typing import TYPE_CHECKING, Any, Callable
 from . import __version__
 from .artifacts import write_compiled, write_json
 from .errors import WarehouseError, WnError
-from .plan import AnalysisPlan, build_plan
+from .plan import QUANTILE_STEP_PREFIX, AnalysisPlan, build_plan
 from .project import Project, Target
+from .project.config_models import EVENT_LEVEL
 from .sql import CompiledPlan, Statement, compile_plan
 from .sql.daily import AS_OF, series_days
 from .sql.incremental import compile_incremental
@@ -139,7 +140,8 @@ def run_experiment(project: Project, target: Target, adapter: Adapter, experimen
         # unit ids compared in their own type when every source agrees (needs the models in place)
         plan = dataclasses.replace(plan, unit_keys=unit_keys(
             adapter, [(plan.exposure.relation, plan.exposure.unit_column)]
-            + [(s.relation, s.unit_column) for s in plan.scans]))
+            + [(s.relation, s.unit_column) for s in plan.scans]
+            + [(q.relation, q.unit_column) for q in plan.quantiles]))
         result.plan = plan
         if mode == "stateless":
             compiled = compile_plan(plan, dialect=adapter.dialect, strategy=strategy, stage_prefix=stage)
@@ -154,11 +156,14 @@ def run_experiment(project: Project, target: Target, adapter: Adapter, experimen
                                    compiled_files(plan, compiled, models, in_place=adapter.publishes_in_place))
             sql_dir = paths[0].parent if paths else None
         aggregates: list[dict[str, Any]] = []
+        quantiles: list[dict[str, Any]] = []   # the percentile metrics' rows, one statement each
         for stmt in compiled.statements:
             if stmt.action in ("create_table", "create_temp"):
                 stage_relations.append(stmt.relation)
             step = _execute(adapter, stmt, result, say, sql_dir, compiled)
-            if stmt.action == "query":
+            if stmt.action == "query" and stmt.step.startswith(QUANTILE_STEP_PREFIX):
+                quantiles += step
+            elif stmt.action == "query":
                 aggregates = step
             _fault(fault, stmt.step)
         for name, choice in compiled.choices.items():
@@ -178,7 +183,7 @@ def run_experiment(project: Project, target: Target, adapter: Adapter, experimen
             day = r["day"] if isinstance(r["day"], dt.date) else dt.date.fromisoformat(str(r["day"])[:10])
             by_day[(day, r["variant"])] = int(r["units"])
         outputs = build_outputs(plan, aggregates, by_variant, run_id=run_id, computed_at=started,
-                                exposures_by_day=by_day)
+                                exposures_by_day=by_day, quantiles=quantiles)
         result.steps.append(StepResult("statistics", "python", time.perf_counter() - t0,
                                        rows=len(outputs.scorecard)))
         result.outputs = outputs
@@ -291,8 +296,11 @@ def _publication(schema: str, plan: AnalysisPlan, result: RunResult, target: Tar
             as_of = dataclasses.replace(plan, as_of=day, end=dt.datetime.combine(day + dt.timedelta(days=1), dt.time()))
             for r in build_outputs(as_of, aggregates, {}, run_id=result.run_id, computed_at=result.started_at).scorecard:
                 rows.append(r[:3] + [day] + r[3:])
-        overall = [c for c, _ in SCORECARD].index("dimension")
-        rows += [r[:3] + [last] + r[3:] for r in outputs.scorecard if r[overall] is None]
+        cols = [c for c, _ in SCORECARD]
+        overall, kind = cols.index("dimension"), cols.index("metric_type")
+        # percentile metrics are not in the series (their days would each need a pass over the events)
+        rows += [r[:3] + [last] + r[3:] for r in outputs.scorecard
+                 if r[overall] is None and r[kind] not in EVENT_LEVEL]
         return rows
 
     return Publication(

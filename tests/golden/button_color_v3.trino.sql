@@ -434,3 +434,320 @@ GROUP BY
     ),
     (variant, country)
   );
+
+-- step quantiles__median_order_value (query)
+/* plan: percentile metric 'median_order_value': the 0.5 quantile of its value over the events (rows) of source 'events' in each exposed unit's post window, per variant and per slice of country */
+/* Q(f) = x(k+1) + (h - k) * (x(k+2) - x(k+1)), h = (N - 1) * f, k = floor(h): x(i) the i-th smallest of the group's N values (numpy's "linear") */
+/* F = share of the events <= Q(p): a ratio of per-unit sums (below / events); sigma_F its delta-method (unit-clustered) standard error */
+/* outer interval [Q(p - z * sigma_F), Q(p + z * sigma_F)] with z = 1.959964 (docs/statistics.md, "Percentile metrics") */
+WITH top_0 AS (
+  /* slices of country: the 4 values with the most units with at least 500 units; the others are '(other)' */
+  SELECT
+    COALESCE(CAST(country AS VARCHAR), '(null)') AS value,
+    COUNT(*) AS units
+  FROM __wn_stage_exposures
+  WHERE
+    variant IN ('blue', 'red', 'green', 'orange')
+  GROUP BY
+    COALESCE(CAST(country AS VARCHAR), '(null)')
+  HAVING
+    COUNT(*) >= 500
+  ORDER BY
+    units DESC,
+    value
+  LIMIT 4
+), units AS (
+  /* the analysed units, their slices of country limited to the largest values */
+  SELECT
+    e.unit_id,
+    e.variant,
+    e.first_exposure_at,
+    COALESCE(top_0.value, '(other)') AS country
+  FROM __wn_stage_exposures AS e
+  LEFT JOIN top_0
+    ON top_0.value = COALESCE(CAST(e.country AS VARCHAR), '(null)')
+  WHERE
+    e.variant IN ('blue', 'red', 'green', 'orange')
+), events AS (
+  SELECT
+    e.unit_id,
+    e.variant,
+    e.country,
+    CAST(s.value AS DOUBLE) AS v
+  FROM units AS e
+  JOIN (
+    SELECT
+      *
+    FROM wn.stg_events
+  ) AS s
+    ON s.user_id = e.unit_id
+  WHERE
+    s.ts >= CAST('2026-10-15 00:00:00' AS TIMESTAMP)
+    AND s.ts < CAST('2026-10-30 00:00:00' AS TIMESTAMP)
+    AND (
+      s.event_name = 'purchase'
+    )
+    AND s.ts >= e.first_exposure_at
+    AND NOT s.value IS NULL
+), sliced AS (
+  /* slice 0: overall; slice i: the i-th dimension, by its value at first exposure */
+  SELECT
+    0 AS slice_id,
+    CAST('' AS VARCHAR) AS slice_value,
+    variant,
+    unit_id,
+    v
+  FROM events
+  UNION ALL
+  SELECT
+    1,
+    COALESCE(country, '(null)'),
+    variant,
+    unit_id,
+    v
+  FROM events
+), ranked AS (
+  SELECT
+    slice_id,
+    slice_value,
+    variant,
+    unit_id,
+    v,
+    ROW_NUMBER() OVER (PARTITION BY slice_id, slice_value, variant ORDER BY v) AS rk,
+    COUNT(*) OVER (PARTITION BY slice_id, slice_value, variant) AS events
+  FROM sliced
+), point AS (
+  /* Q(p): the two order statistics around h = (N - 1) * p */
+  SELECT
+    r.slice_id,
+    r.slice_value,
+    r.variant,
+    MAX(r.events) AS events,
+    MAX(
+      CASE WHEN r.rk = FLOOR((
+        r.events - 1
+      ) * CAST(0.5 AS DOUBLE)) + 1 THEN r.v END
+    ) + MAX(
+      (
+        r.events - 1
+      ) * CAST(0.5 AS DOUBLE) - FLOOR((
+        r.events - 1
+      ) * CAST(0.5 AS DOUBLE))
+    ) * (
+      COALESCE(
+        MAX(
+          CASE WHEN r.rk = FLOOR((
+            r.events - 1
+          ) * CAST(0.5 AS DOUBLE)) + 2 THEN r.v END
+        ),
+        MAX(
+          CASE WHEN r.rk = FLOOR((
+            r.events - 1
+          ) * CAST(0.5 AS DOUBLE)) + 1 THEN r.v END
+        )
+      ) - MAX(
+        CASE WHEN r.rk = FLOOR((
+          r.events - 1
+        ) * CAST(0.5 AS DOUBLE)) + 1 THEN r.v END
+      )
+    ) AS quantile
+  FROM ranked AS r
+  WHERE
+    r.rk BETWEEN FLOOR((
+      r.events - 1
+    ) * CAST(0.5 AS DOUBLE)) + 1 AND FLOOR((
+      r.events - 1
+    ) * CAST(0.5 AS DOUBLE)) + 2
+  GROUP BY
+    r.slice_id,
+    r.slice_value,
+    r.variant
+), per_unit AS (
+  /* per unit: its events, and those at or below Q(p) */
+  SELECT
+    r.slice_id,
+    r.slice_value,
+    r.variant,
+    r.unit_id,
+    CAST(COUNT(*) AS DOUBLE) AS n_events,
+    CAST(SUM(CASE WHEN r.v <= pt.quantile THEN 1 ELSE 0 END) AS DOUBLE) AS below
+  FROM ranked AS r
+  JOIN point AS pt
+    ON pt.slice_id = r.slice_id
+    AND pt.slice_value = r.slice_value
+    AND pt.variant = r.variant
+  GROUP BY
+    r.slice_id,
+    r.slice_value,
+    r.variant,
+    r.unit_id
+), share AS (
+  /* F = sum(below) / sum(events): the ratio's sufficient statistics over units */
+  SELECT
+    slice_id,
+    slice_value,
+    variant,
+    SUM(below) AS below_sum,
+    SUM(below * below) AS below_sum_sq,
+    SUM(n_events) AS event_sum,
+    SUM(n_events * n_events) AS event_sum_sq,
+    SUM(below * n_events) AS below_event_sum
+  FROM per_unit
+  GROUP BY
+    slice_id,
+    slice_value,
+    variant
+), exposed AS (
+  /* every analysed unit counts, those without events too (n of the delta method) */
+  SELECT
+    0 AS slice_id,
+    CAST('' AS VARCHAR) AS slice_value,
+    variant,
+    COUNT(*) AS units
+  FROM units
+  GROUP BY
+    variant
+  UNION ALL
+  SELECT
+    1,
+    COALESCE(country, '(null)'),
+    variant,
+    COUNT(*)
+  FROM units
+  GROUP BY
+    COALESCE(country, '(null)'),
+    variant
+), spread AS (
+  /* sigma_F^2 = K / (K - 1) * sum((below - F * events)^2) / sum(events)^2 over the K units */
+  SELECT
+    f.slice_id,
+    f.slice_value,
+    f.variant,
+    pt.events,
+    GREATEST(CAST(0.5 AS DOUBLE) - CAST(1.9599639845400536 AS DOUBLE) * f.sigma, 0) AS f_lower,
+    LEAST(CAST(0.5 AS DOUBLE) + CAST(1.9599639845400536 AS DOUBLE) * f.sigma, 1) AS f_upper
+  FROM (
+    SELECT
+      sh.slice_id,
+      sh.slice_value,
+      sh.variant,
+      CASE
+        WHEN x.units > 1 AND sh.event_sum > 0
+        THEN SQRT(
+          GREATEST(
+            CAST((
+              sh.below_sum_sq - 2 * (
+                CAST(sh.below_sum AS DOUBLE) / sh.event_sum
+              ) * sh.below_event_sum + (
+                CAST(sh.below_sum AS DOUBLE) / sh.event_sum
+              ) * (
+                CAST(sh.below_sum AS DOUBLE) / sh.event_sum
+              ) * sh.event_sum_sq
+            ) * x.units AS DOUBLE) / (
+              (
+                x.units - 1
+              ) * sh.event_sum * sh.event_sum
+            ),
+            0
+          )
+        )
+      END AS sigma
+    FROM share AS sh
+    JOIN exposed AS x
+      ON x.slice_id = sh.slice_id
+      AND x.slice_value = sh.slice_value
+      AND x.variant = sh.variant
+  ) AS f
+  JOIN point AS pt
+    ON pt.slice_id = f.slice_id
+    AND pt.slice_value = f.slice_value
+    AND pt.variant = f.variant
+), bounds AS (
+  /* Q(p - z * sigma_F) and Q(p + z * sigma_F), interpolated as Q(p) */
+  SELECT
+    r.slice_id,
+    r.slice_value,
+    r.variant,
+    MAX(CASE WHEN r.rk = FLOOR((
+      r.events - 1
+    ) * b.f_lower) + 1 THEN r.v END) + MAX((
+      r.events - 1
+    ) * b.f_lower - FLOOR((
+      r.events - 1
+    ) * b.f_lower)) * (
+      COALESCE(
+        MAX(CASE WHEN r.rk = FLOOR((
+          r.events - 1
+        ) * b.f_lower) + 2 THEN r.v END),
+        MAX(CASE WHEN r.rk = FLOOR((
+          r.events - 1
+        ) * b.f_lower) + 1 THEN r.v END)
+      ) - MAX(CASE WHEN r.rk = FLOOR((
+        r.events - 1
+      ) * b.f_lower) + 1 THEN r.v END)
+    ) AS quantile_lower,
+    MAX(CASE WHEN r.rk = FLOOR((
+      r.events - 1
+    ) * b.f_upper) + 1 THEN r.v END) + MAX((
+      r.events - 1
+    ) * b.f_upper - FLOOR((
+      r.events - 1
+    ) * b.f_upper)) * (
+      COALESCE(
+        MAX(CASE WHEN r.rk = FLOOR((
+          r.events - 1
+        ) * b.f_upper) + 2 THEN r.v END),
+        MAX(CASE WHEN r.rk = FLOOR((
+          r.events - 1
+        ) * b.f_upper) + 1 THEN r.v END)
+      ) - MAX(CASE WHEN r.rk = FLOOR((
+        r.events - 1
+      ) * b.f_upper) + 1 THEN r.v END)
+    ) AS quantile_upper
+  FROM ranked AS r
+  JOIN spread AS b
+    ON b.slice_id = r.slice_id
+    AND b.slice_value = r.slice_value
+    AND b.variant = r.variant
+  WHERE
+    r.rk BETWEEN FLOOR((
+      r.events - 1
+    ) * b.f_lower) + 1 AND FLOOR((
+      r.events - 1
+    ) * b.f_lower) + 2
+    OR r.rk BETWEEN FLOOR((
+      r.events - 1
+    ) * b.f_upper) + 1 AND FLOOR((
+      r.events - 1
+    ) * b.f_upper) + 2
+  GROUP BY
+    r.slice_id,
+    r.slice_value,
+    r.variant
+)
+SELECT
+  x.variant,
+  CASE x.slice_id WHEN 1 THEN 'country' END AS dimension,
+  CASE WHEN x.slice_id > 0 THEN x.slice_value END AS dimension_value,
+  x.units AS n,
+  sh.below_sum AS median_order_value__sum, /* metric median_order_value (percentile 0.5): share of events at or below the quantile, per unit */
+  sh.below_sum_sq AS median_order_value__sum_sq,
+  sh.event_sum AS median_order_value__den_sum,
+  sh.event_sum_sq AS median_order_value__den_sum_sq,
+  sh.below_event_sum AS median_order_value__num_den_sum,
+  pt.quantile AS median_order_value__quantile,
+  bd.quantile_lower AS median_order_value__quantile_lower,
+  bd.quantile_upper AS median_order_value__quantile_upper
+FROM exposed AS x
+LEFT JOIN point AS pt
+  ON pt.slice_id = x.slice_id
+  AND pt.slice_value = x.slice_value
+  AND pt.variant = x.variant
+LEFT JOIN share AS sh
+  ON sh.slice_id = x.slice_id
+  AND sh.slice_value = x.slice_value
+  AND sh.variant = x.variant
+LEFT JOIN bounds AS bd
+  ON bd.slice_id = x.slice_id
+  AND bd.slice_value = x.slice_value
+  AND bd.variant = x.variant;

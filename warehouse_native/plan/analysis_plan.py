@@ -70,6 +70,32 @@ class SourceScan:
 
 
 @dataclass(frozen=True)
+class QuantileQuery:
+    """A percentile metric: the ``percentile``-th quantile of ``value`` over the events (rows)
+    of exposed units in their post window, per variant and slice, with the bounds of its
+    clustered outer interval (docs/statistics.md, "Percentile metrics").  One statement of
+    its own, computed in the warehouse; no per-unit column."""
+
+    metric: str
+    percentile: float
+    source: str
+    relation: str
+    unit_column: str
+    timestamp: str
+    value: str
+    filter: str | None = None
+    start_day: int = 0
+    end_day: int | None = None
+
+    @property
+    def step_name(self) -> str:
+        return f"{QUANTILE_STEP_PREFIX}{self.metric}"
+
+
+QUANTILE_STEP_PREFIX = "quantiles__"
+
+
+@dataclass(frozen=True)
 class MetricPlan:
     """How one analysed metric is read from the unit-metrics columns."""
 
@@ -78,7 +104,7 @@ class MetricPlan:
     role: Role
     direction: str
     tags: tuple[str, ...]
-    value_column: str                  # per-unit value (numerator for ratio-like metrics)
+    value_column: str                  # per-unit value (numerator for ratio-like metrics); "" for percentile
     den_column: str | None = None      # ratio-like: per-unit denominator
     pre_column: str | None = None      # CUPED covariate (pre numerator for ratio-like)
     pre_den_column: str | None = None  # ratio-like CUPED: pre denominator
@@ -91,6 +117,11 @@ class MetricPlan:
     @property
     def is_ratio(self) -> bool:
         return self.den_column is not None
+
+    @property
+    def is_percentile(self) -> bool:
+        """Read from its own quantile statement (AnalysisPlan.quantiles), not the unit metrics."""
+        return self.type == "percentile"
 
     @property
     def has_covariate(self) -> bool:
@@ -116,7 +147,7 @@ class ExposurePlan:
 # plan fields added after fingerprints were first stored (wn.runs, the daily series' key): left
 # out of the fingerprint while they hold this value, so a plan that does not use them keeps
 # the fingerprint it had before they existed
-_ADDED_FIELDS: dict[str, object] = {"dimension_limits": ()}
+_ADDED_FIELDS: dict[str, object] = {"dimension_limits": (), "quantiles": ()}
 
 
 @dataclass(frozen=True)
@@ -151,6 +182,12 @@ class AnalysisPlan:
     decision_rule: Rule = Rule()         # the experiment's decision: settings
     # slices limited to their largest values: (dimension, top, min_units); others '(other)'
     dimension_limits: tuple[tuple[str, int | None, int | None], ...] = ()
+    quantiles: tuple[QuantileQuery, ...] = ()   # percentile metrics: one statement each
+
+    @property
+    def unit_level_metrics(self) -> tuple[MetricPlan, ...]:
+        """The metrics read from the per-unit columns (every type but percentile)."""
+        return tuple(m for m in self.metrics if not m.is_percentile)
 
     @property
     def scan_start(self) -> dt.datetime:
@@ -160,6 +197,9 @@ class AnalysisPlan:
 
     def metric(self, name: str) -> MetricPlan:
         return next(m for m in self.metrics if m.name == name)
+
+    def quantile(self, name: str) -> QuantileQuery:
+        return next(q for q in self.quantiles if q.metric == name)
 
     def fingerprint(self) -> str:
         fields = asdict(self)

@@ -11,7 +11,7 @@ from ..errors import CompileError
 from ..project import Experiment, Metric, Project, Source
 from ..project.models import render_sql
 from ..decision import Rule
-from .analysis_plan import AnalysisPlan, ExposurePlan, MetricPlan, SourceScan, UnitColumn
+from .analysis_plan import AnalysisPlan, ExposurePlan, MetricPlan, QuantileQuery, SourceScan, UnitColumn
 
 _AGG_OF = {
     "count": "count",
@@ -87,10 +87,14 @@ def _funnel(metric: Metric, prefix: str, window: str, start: int, end: int | Non
 
 def definition_hash(metric: Metric, project: Project) -> str:
     """Stable hash of everything that changes a metric's numbers."""
-    parts = [metric.model_dump(exclude={"description", "owner", "tags", "direction", "guardrail"})]
+    def dump(m: Metric, exclude: set[str]) -> dict:
+        # 'percentile' only where set: other metrics keep the hashes they had before it existed
+        return m.model_dump(exclude=exclude | (set() if m.percentile is not None else {"percentile"}))
+
+    parts = [dump(metric, {"description", "owner", "tags", "direction", "guardrail"})]
     if metric.type == "ratio":
-        parts += [project.metrics[metric.numerator].model_dump(exclude={"description", "owner", "tags"}),
-                  project.metrics[metric.denominator].model_dump(exclude={"description", "owner", "tags"})]
+        parts += [dump(project.metrics[metric.numerator], {"description", "owner", "tags"}),
+                  dump(project.metrics[metric.denominator], {"description", "owner", "tags"})]
     else:
         parts.append(project.sources[metric.source].model_dump(exclude={"description"}))
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
@@ -128,6 +132,7 @@ def build_plan(project: Project, experiment: Experiment, *, as_of: dt.date, sche
 
     columns_by_source: dict[str, list[UnitColumn]] = {}
     metric_plans: list[MetricPlan] = []
+    quantiles: list[QuantileQuery] = []
 
     def add_columns(metric: Metric, prefix: str, with_pre: bool) -> tuple[str, str | None, str | None, str | None]:
         src = metric.source
@@ -149,7 +154,11 @@ def build_plan(project: Project, experiment: Experiment, *, as_of: dt.date, sche
 
     for metric, role in metric_roles(project, experiment):
         with_pre = analysis.cuped and metric.cuped and metric.type != "funnel"
-        if metric.type == "ratio":
+        if metric.is_event_level:   # percentile: its own statement over the events, no unit column
+            quantiles.append(_quantile_query(project, metric, unit, schema))
+            value = ""
+            den = pre = pre_den = None
+        elif metric.type == "ratio":
             num_m, den_m = project.metrics[metric.numerator], project.metrics[metric.denominator]
             value, _, pre, _ = add_columns(num_m, f"{metric.name}__num", with_pre)
             den, _, pre_den, _ = add_columns(den_m, f"{metric.name}__den", with_pre)
@@ -191,7 +200,16 @@ def build_plan(project: Project, experiment: Experiment, *, as_of: dt.date, sche
         prior_mean=analysis.prior.mean, prior_sd=analysis.prior.sd, daily_history=analysis.daily_history,
         planned_end=experiment.end,
         decision_rule=Rule(**experiment.decision.model_dump()),
-        models=render_models(project, schema))
+        models=render_models(project, schema), quantiles=tuple(quantiles))
+
+
+def _quantile_query(project: Project, metric: Metric, unit: str, schema: str) -> QuantileQuery:
+    src = project.sources[metric.source]
+    window = metric.window
+    return QuantileQuery(metric=metric.name, percentile=float(metric.percentile), source=src.name,
+                         relation=source_relation(project, src, schema), unit_column=src.units[unit],
+                         timestamp=src.timestamp, value=metric.value or "", filter=metric.filter,
+                         start_day=window.start_day if window else 0, end_day=window.end_day if window else None)
 
 
 def _funnel_steps(metric: Metric, overall: MetricPlan) -> list[MetricPlan]:
@@ -224,6 +242,10 @@ def build_power_plan(project: Project, metric_name: str, *, unit: str, as_of: dt
     metric = project.metrics.get(metric_name)
     if metric is None:
         raise CompileError(f"no metric named '{metric_name}' in the catalog")
+    if metric.is_event_level:
+        raise CompileError(f"wn power does not support {metric.type} metrics yet ('{metric_name}'): its "
+                           "variance is not a per-unit variance; plan with a per-unit metric of the same "
+                           "source (e.g. a mean) instead")
     base = project.metrics[metric.numerator] if metric.type == "ratio" else metric
     src = project.sources[base.source]
     if unit not in src.units:

@@ -151,6 +151,11 @@ def _compiled_sql(project: Project, metric: Metric, used_by: list[tuple[str, str
         return None, f"could not compile: {cache[key].render()}"
     plan, compiled = cache[key]
     mp = plan.metric(metric.name)
+    if mp.is_percentile:   # no per-unit expression: its own statement over the events
+        step = plan.quantile(metric.name).step_name
+        sql = next(s.sql for s in compiled.statements if s.step == step)
+        return (f"-- {metric.name}: the quantile, its share sums and outer interval per variant and slice\n"
+                f"-- {via}, dialect {dialect}; one statement of its own (step {step})\n{sql}"), None
     columns = {c for c in (mp.value_column, mp.den_column, mp.pre_column, mp.pre_den_column) if c}
     texts = [s.sql for s in compiled.statements if s.action != "drop"]
     scan, finish = _expressions(texts, columns, dialect)

@@ -19,12 +19,15 @@ NAME_RE = re.compile(r"^[a-z_][a-z0-9_]*$")
 NAME_HINT = "names are lower_snake_case (letters, digits, underscores; not starting with a digit), at most 40 characters"
 
 MetricType = Literal["count", "sum", "conversion", "active_days", "daily_participation",
-                     "count_distinct", "mean", "ratio", "retention", "funnel"]
+                     "count_distinct", "mean", "ratio", "retention", "funnel", "percentile"]
 METRIC_TYPES: tuple[str, ...] = MetricType.__args__  # type: ignore[attr-defined]
-NEEDS_VALUE = {"sum", "count_distinct", "mean"}
+NEEDS_VALUE = {"sum", "count_distinct", "mean", "percentile"}
 RATIO_LIKE = {"mean", "ratio", "retention"}
 # names a funnel step may not take: the unit columns wn derives from a metric end in them
 RESERVED_STEP_NAMES = frozenset({"den", "pre", "num", "pre_den"})
+# metrics computed over events rather than per unit: no per-unit column, no numerator or
+# denominator of a ratio, no CUPED covariate, no winsorization (docs/statistics.md, section 17)
+EVENT_LEVEL = {"percentile"}
 
 
 def _check_name(value: str) -> str:
@@ -192,6 +195,7 @@ class Metric(_Frozen):
     guardrail: GuardrailConfig | None = None
     retention: Retention | None = None
     funnel: Funnel | None = None
+    percentile: float | None = None   # type: percentile: which quantile of the events' values, in (0, 1)
 
     @field_validator("name")
     @classmethod
@@ -230,7 +234,37 @@ class Metric(_Frozen):
                 raise ValueError("a funnel metric needs 'funnel: {steps: [{name, filter}, ...]}' (two or more steps)")
         elif self.funnel is not None:
             raise ValueError(f"'funnel' only applies to type: funnel, not {self.type}")
+        if self.type == "percentile":
+            self._check_percentile()
+        elif self.percentile is not None:
+            raise ValueError(f"'percentile' only applies to type: percentile (this is a {self.type} metric); "
+                             "remove it, or set type: percentile")
         return self
+
+    def _check_percentile(self) -> None:
+        if self.percentile is None:
+            raise ValueError("a percentile metric needs 'percentile': the quantile as a fraction "
+                             "strictly between 0 and 1, e.g. percentile: 0.95 for the 95th percentile")
+        if self.winsorize is not None:
+            raise ValueError("'winsorize' does not apply to a percentile metric (a quantile is not "
+                             "moved by a few extreme values); remove it")
+        if "cuped" in self.model_fields_set and self.cuped:
+            raise ValueError("CUPED does not apply to a percentile metric (wn has no pre-exposure "
+                             "covariate for a quantile of events); remove 'cuped: true'")
+
+    @field_validator("percentile")
+    @classmethod
+    def _percentile_range(cls, value: float | None) -> float | None:
+        if value is not None and not 0.0 < value < 1.0:
+            fix = (f"for the {value:g}th percentile write {value / 100:g}" if 1.0 < value < 100.0
+                   else "e.g. 0.95 for the 95th percentile")
+            raise ValueError(f"percentile must be a fraction strictly between 0 and 1 (got {value:g}; {fix})")
+        return value
+
+    @property
+    def is_event_level(self) -> bool:
+        """Computed over the source's events, not as a per-unit value (type: percentile)."""
+        return self.type in EVENT_LEVEL
 
     @property
     def is_guardrail(self) -> bool:

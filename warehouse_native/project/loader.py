@@ -17,7 +17,7 @@ from pydantic import BaseModel, ValidationError
 from sqlglot.errors import ParseError
 
 from ..errors import ProblemCollector
-from .config_models import RATIO_LIKE, Experiment, Metric, Source
+from .config_models import EVENT_LEVEL, RATIO_LIKE, Experiment, Metric, Source
 from .expressions import check_filter, check_value
 from .models import Model, load_model_files, render_sql, topological_order
 from .yaml_loader import LineDict, LineList, load_yaml_file, locate
@@ -237,6 +237,10 @@ def _check_metric(metric: Metric, node: LineDict, file: str, sources: dict[str, 
             elif other.type in RATIO_LIKE:
                 out.add(f"{label}: {part} '{ref}' is itself a {other.type} metric", file=file,
                         line=node.line_of(part), field=part,
+                        hint="point numerator and denominator at count/sum/... metrics")
+            elif other.type in EVENT_LEVEL:
+                out.add(f"{label}: {part} '{ref}' is a {other.type} metric, which has no per-unit value",
+                        file=file, line=node.line_of(part), field=part,
                         hint="point numerator and denominator at count/sum/... metrics")
         return
     src = sources.get(metric.source or "")

@@ -44,7 +44,8 @@ from ..warehouse.publish import Part, StateWrite
 from .daily import compile_daily
 from .dialects import ARG_MIN_DIALECTS, write
 from .render import (_ENV, ROLLUP, CompiledPlan, Statement, _aggregate, _aggregates_select, _condition, _create,
-                     _finish, _parse, _post_days, inline_cte, merge_partials, prefilter, temp_name)
+                     _finish, _parse, _post_days, inline_cte, merge_partials, prefilter, quantile_statements,
+                     temp_name)
 
 _ROLLUP = ROLLUP
 
@@ -244,6 +245,8 @@ def compile_incremental(plan: AnalysisPlan, spec: IncrementalSpec, *, dialect: s
     aggregates = inline_cte(_parse(_aggregates_select(plan, {"unit_metrics": "unit_metrics"}), "aggregates"),
                             "unit_metrics", unit_metrics)
     stmts.append(Statement("aggregates", "query", write(aggregates, dialect, "aggregates")))
+    # percentile metrics keep no state: each is recomputed from its source's post window (exact)
+    stmts += quantile_statements(plan, exposures, dialect)
     after = {kind: spec.table(kind) for kind in spec.tables if spec.exists and spec.present.get(kind)}
     after.update({w.kind: w.target for w in writes})
     view = write(_published_unit_metrics(plan, spec, sources, exposures_sql, after), dialect, "unit_metrics_view")

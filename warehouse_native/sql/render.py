@@ -20,13 +20,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+import statistics
+
 import jinja2
 import sqlglot
 from sqlglot import exp
 from sqlglot.errors import SqlglotError
 
 from ..errors import CompileError
-from ..plan import AnalysisPlan, MetricPlan, UnitColumn
+from ..plan import AnalysisPlan, MetricPlan, QuantileQuery, UnitColumn
 from ..warehouse.publish import StateWrite
 from .dialects import ARG_MIN_DIALECTS, BITMASK_DIALECTS, BITMASK_WORD, DIALECTS, create_temp, write
 from .expressions import date, literal, qualify, ts
@@ -311,7 +313,8 @@ def _aggregates_select(plan: AnalysisPlan, rel: dict[str, str], by: str | None =
     caps: list[dict] = []
     measure: list[str] = []
     exprs: dict[str, str] = {}
-    for i, m in enumerate(plan.metrics):
+    metrics = plan.unit_level_metrics   # a percentile metric has its own statement (quantiles__<metric>)
+    for i, m in enumerate(metrics):
         for key, col in _metric_inputs(m).items():
             if col is None:
                 continue
@@ -336,7 +339,47 @@ def _aggregates_select(plan: AnalysisPlan, rel: dict[str, str], by: str | None =
         dimensions=() if by else plan.dimensions, limits=limits,
         limited={d: i for i, (d, _, _) in enumerate(limits)},
         capped=lambda name: exprs[name],
-        moments=lambda m: _moments(plan.metrics.index(m), m))
+        moments=lambda m: _moments(metrics.index(m), m))
+
+
+def outer_z(confidence: float) -> float:
+    """The two-sided standard normal quantile of ``confidence``: the z of a percentile metric's
+    outer interval (the standard library's, so that compiling needs no scipy)."""
+    return statistics.NormalDist().inv_cdf(1.0 - (1.0 - confidence) / 2.0)
+
+
+def _interpolated(h: str, k: str) -> str:
+    """The linearly interpolated order statistic at the (row-level) position ``h`` = (N − 1)·f,
+    ``k`` = floor(h), aggregated over the rows of a group that hold ranks k + 1 and k + 2:
+    x(k+1) + (h − k)·(x(k+2) − x(k+1)), with x(k+2) = x(k+1) past the last value."""
+    lo = f"max(case when r.rk = {k} + 1 then r.v end)"
+    hi = f"max(case when r.rk = {k} + 2 then r.v end)"
+    return f"{lo} + max({h} - {k}) * (coalesce({hi}, {lo}) - {lo})"
+
+
+def _double(value: float) -> str:
+    return f"cast({value!r} as double)"
+
+
+def quantiles_select(plan: AnalysisPlan, q: QuantileQuery, exposures: str) -> str:
+    """One percentile metric's statement (DuckDB dialect): per variant and slice, the units,
+    the quantile, the sufficient statistics of the share of events at or below it, and the
+    bounds of its outer interval.  ``exposures``: the run's staged exposures."""
+    column = UnitColumn(name=q.metric, metric=q.metric, agg="sum", window="post", filter=q.filter,
+                        value=q.value, start_day=q.start_day, end_day=q.end_day)
+    return _ENV.get_template("quantiles.sql.j2").render(
+        plan=plan, q=q, exposures=exposures, dims=plan.dimensions, ts=ts, literal=literal,
+        limits=plan.dimension_limits, limited={d: i for i, (d, _, _) in enumerate(plan.dimension_limits)},
+        variants=", ".join(literal(v) for v in plan.variants), value=qualify(q.value, "s"),
+        condition=_condition(column, plan, q.timestamp), p=_double(q.percentile),
+        z=_double(outer_z(plan.confidence)), z_text=f"{outer_z(plan.confidence):.6f}", interpolate=_interpolated)
+
+
+def quantile_statements(plan: AnalysisPlan, exposures: str, dialect: str) -> list[Statement]:
+    """A query per percentile metric, reading the run's staged exposures."""
+    return [Statement(q.step_name, "query", _write(_parse(quantiles_select(plan, q, exposures), q.step_name),
+                                                   dialect, q.step_name))
+            for q in plan.quantiles]
 
 
 # -- dialect + strategy ----------------------------------------------------------------
@@ -417,6 +460,7 @@ def compile_plan(plan: AnalysisPlan, *, dialect: str = "duckdb", strategy: str =
     stmts.append(_create("unit_metrics", rel["unit_metrics"], unit_metrics, dialect, temp=False))
     aggregates = _parse(_aggregates_select(plan, rel), "aggregates")
     stmts.append(Statement("aggregates", "query", _write(aggregates, dialect, "aggregates")))
+    stmts += quantile_statements(plan, rel["exposures"], dialect)
     for name, choice in choices.items():
         if choice == "temp":
             stmts.append(Statement(name, "drop", f"DROP TABLE IF EXISTS {rel[name]}", rel[name]))

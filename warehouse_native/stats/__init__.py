@@ -20,6 +20,7 @@ from .moments import (
     Moments,
 )
 from .power import PowerResult, days_needed, minimum_detectable_effect, sample_size
+from .quantile import QuantileArm, compare_quantiles, outer_z, quantile_arm, quantile_guardrail
 from .sequential import SequentialResult, sequential_compare
 from .srm import SrmResult, srm_check
 
@@ -37,6 +38,11 @@ __all__ = [
     "MOMENT_FIELDS",
     "Moments",
     "PowerResult",
+    "QuantileArm",
+    "compare_quantiles",
+    "outer_z",
+    "quantile_arm",
+    "quantile_guardrail",
     "minimum_detectable_effect",
     "RATIO_COVARIATE_FIELDS",
     "RATIO_FIELDS",

@@ -23,6 +23,10 @@ METRIC_AGGREGATES: Columns = (
     ("dimension", "varchar"), ("dimension_value", "varchar"), ("n", "bigint"),
     *((m, "double") for m in MOMENTS),
     ("definition_hash", "varchar"),
+    # additions (never renamed): percentile metrics (sum.. num_den_sum then hold the share of
+    # events at or below the quantile: below / events per unit): p, the quantile and its outer
+    # interval [Q(p - z sigma_F), Q(p + z sigma_F)] at the run's confidence
+    *((q, "double") for q in ("percentile", "quantile", "quantile_lower", "quantile_upper")),
 )
 
 SCORECARD: Columns = (
