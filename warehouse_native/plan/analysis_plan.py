@@ -104,6 +104,18 @@ class ExposurePlan:
 
 
 @dataclass(frozen=True)
+class SourceFreshness:
+    """A source the run reads, for the source_freshness health check: its newest row before the
+    analysis end, against the source's thresholds (hours)."""
+
+    source: str
+    relation: str
+    timestamp: str
+    warn_after_hours: float
+    fail_after_hours: float
+
+
+@dataclass(frozen=True)
 class AnalysisPlan:
     experiment: str
     unit_type: str
@@ -133,6 +145,8 @@ class AnalysisPlan:
     daily_history: bool = False          # see Analysis.daily_history
     planned_end: dt.date | None = None   # the experiment's last day (None: open-ended)
     decision_rule: Rule = Rule()         # the experiment's decision: settings
+    kind: str = "ab"                     # ab | holdout (every metric read for regression)
+    freshness: tuple[SourceFreshness, ...] = ()   # the sources whose newest row is checked
 
     @property
     def scan_start(self) -> dt.datetime:
