@@ -350,3 +350,15 @@ def test_wn_show_prints_the_holdout_reading(demo_project):
         flat = " ".join(out.split())
         assert "decision: holdout ended: regression on page_views —" in flat
         assert "regression readings FAILING: page_views (off)" in flat
+    # the report's page model reads the same published decision
+    from warehouse_native.present.published import read_published
+    from warehouse_native.present.report import build_report
+    from warehouse_native.project import load_target
+
+    project = load_project(demo_project)
+    with connect(load_target(demo_project)) as adapter:
+        published = read_published(adapter, "wn", "homepage_holdout", where="test")
+    page = build_report(published, project.experiment("homepage_holdout"), as_of=AS_OF, charts_on=False)
+    assert page.summary.status == "fail"
+    assert page.summary.headline.startswith("Decision: holdout ended: regression on page_views — ")
+    assert page.info["analysis"].startswith("holdout (every metric read for regression)")
