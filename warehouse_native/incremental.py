@@ -114,7 +114,7 @@ def decide(adapter: Adapter, schema: str, plan: AnalysisPlan, *, full_refresh: b
 def series_key(plan: AnalysisPlan) -> str:
     """Everything the daily series' statistics depend on, whatever the analysis's last day."""
     return dataclasses.replace(plan, end=plan.start, as_of=plan.start.date(), planned_end=None,
-                               decision_rule=Rule()).fingerprint()
+                               decision_rule=Rule(), freshness=()).fingerprint()
 
 
 def _series_recorded(adapter: Adapter, schema: str, plan: AnalysisPlan, row: dict[str, Any],

@@ -90,11 +90,14 @@ def merge_quantiles(aggregates: list[dict[str, Any]], quantiles: list[dict[str, 
 def build_outputs(plan: AnalysisPlan, aggregates: list[dict[str, Any]], exposure_counts: dict[str, int],
                   *, run_id: str, computed_at: dt.datetime,
                   exposures_by_day: dict[tuple[dt.date, str], int] | None = None,
-                  quantiles: list[dict[str, Any]] | None = None) -> RunOutputs:
+                  quantiles: list[dict[str, Any]] | None = None, source_newest: dict[str, Any] | None = None,
+                  reference: dt.datetime | None = None) -> RunOutputs:
     """``exposure_counts``: units per exposure variant; ``exposures_by_day``: units first
     exposed per (day, variant), for the exposure-gap check (left out when None); ``quantiles``:
     the rows of the percentile metrics' statements (None: the percentile metrics are left out,
-    as in wn.scorecard_daily)."""
+    as in wn.scorecard_daily); ``source_newest``: each checked source's newest row before
+    ``reference`` (the freshness query's answer), for the source-freshness check (left out when
+    None)."""
     out = RunOutputs()
     if quantiles is not None:
         aggregates = merge_quantiles(aggregates, quantiles)
@@ -142,6 +145,12 @@ def build_outputs(plan: AnalysisPlan, aggregates: list[dict[str, Any]], exposure
                                    plan.end.date() - dt.timedelta(days=1))
         out.health.append([run_id, computed_at, plan.experiment, "exposure_gaps", None, None, gaps.status,
                            float(len(gaps.empty_days) + len(gaps.starved)), None, gaps.detail])
+    if source_newest is not None and reference is not None:   # each source's newest row vs the analysis end
+        fresh = stats.source_freshness(
+            source_newest, {f.source: (f.warn_after_hours, f.fail_after_hours) for f in plan.freshness},
+            reference=reference, period_start=plan.start)
+        out.health.append([run_id, computed_at, plan.experiment, "source_freshness", None, None, fresh.status,
+                           fresh.worst_lag_hours, None, fresh.detail])
 
     # -- metric_aggregates (long) ----------------------------------------------------------
     for (dim, value), by_variant in slices.items():
@@ -162,6 +171,9 @@ def build_outputs(plan: AnalysisPlan, aggregates: list[dict[str, Any]], exposure
                 treat = arm_of(plan, by_variant.get(variant, empty), m)
                 rows.append(_compare_row(plan, m, key, variant, control, treat, srm_by_slice[key]))
 
+    ended = plan.planned_end is not None and plan.as_of >= plan.planned_end
+    if plan.kind == "holdout":
+        _read_holdout(plan, [r for r in rows if r["dimension"] is None], ended=ended)
     _apply_correction(plan, rows)
     names = [c for c, _ in SCORECARD]
     base = {"run_id": run_id, "computed_at": computed_at, "experiment": plan.experiment,
@@ -174,8 +186,7 @@ def build_outputs(plan: AnalysisPlan, aggregates: list[dict[str, Any]], exposure
     health_names = [c for c, _ in HEALTH_CHECKS]
     decision = decide(plan.decision_rule, out.scorecard_dicts(), [dict(zip(health_names, h)) for h in out.health],
                           treatments=plan.variants[1:], primaries=[m.name for m in plan.metrics if m.role == "primary"],
-                          days_run=(plan.end.date() - plan.start.date()).days,
-                          ended=plan.planned_end is not None and plan.as_of >= plan.planned_end)
+                          days_run=(plan.end.date() - plan.start.date()).days, ended=ended)
     out.decisions.append(decision_row(decision, plan.decision_rule, run_id=run_id, computed_at=computed_at,
                                       experiment=plan.experiment, as_of=plan.as_of))
     return out
@@ -236,7 +247,7 @@ def _compare_row(plan: AnalysisPlan, m: MetricPlan, key: SliceKey, variant: str,
         if m.type == "retention" and left_out and not row["reason"]:
             row["reason"] = (f"{left_out} of {control.n + treat.n} units not counted yet: exposed too "
                              "recently for their retention day to be over")
-    if m.role == "guardrail":
+    if m.role == "guardrail" or plan.kind == "holdout":   # a holdout reads every metric as a guardrail
         if m.is_percentile:
             g = stats.quantile_guardrail(control, treat, direction=m.direction, max_regression=m.max_regression,
                                          confidence=plan.confidence)
@@ -258,6 +269,25 @@ def _compare_row(plan: AnalysisPlan, m: MetricPlan, key: SliceKey, variant: str,
                                    prior_sd=plan.prior_sd, confidence=plan.confidence, cuped=cuped)
         row.update(chance_to_beat=b.chance_to_beat, expected_loss=b.expected_loss)
     return row
+
+
+def _read_holdout(plan: AnalysisPlan, overall: list[dict[str, Any]], *, ended: bool) -> None:
+    """A holdout's regression reading of every overall metric x treatment row, in its
+    ``guardrail_status`` (stats/holdout.py): while it runs, the always-valid interval at level
+    1 - alpha/m beyond the margin; at its end, the one-sided p-values corrected over the m rows."""
+    family = len(overall) if plan.correction != "none" else 1
+    if ended:
+        regressed = stats.final_regressions([r.get("guardrail_p_value") for r in overall],
+                                            correction=plan.correction, confidence=plan.confidence)
+    else:
+        # a percentile metric has no always-valid interval: it is read at the holdout's end only
+        regressed = [None if plan.metric(r["metric"]).is_percentile else
+                     stats.interim_regression(r["_control"], r["_variant"], direction=r["direction"],
+                                              margin=r["max_regression"], confidence=plan.confidence,
+                                              family=max(family, 1), cuped=plan.metric(r["metric"]).has_covariate)
+                     for r in overall]
+    for r, hit in zip(overall, regressed):
+        r["guardrail_status"] = stats.holdout_status(r.get("guardrail_status"), hit)
 
 
 def _power_inputs(plan: AnalysisPlan, control: Arm, treat: Arm) -> dict[str, Any]:

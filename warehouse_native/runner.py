@@ -151,9 +151,11 @@ def run_experiment(project: Project, target: Target, adapter: Adapter, experimen
                 tag=None if adapter.publishes_in_place else run_id.split("_")[-1])
             compiled = compile_incremental(plan, spec, dialect=adapter.dialect, stage_prefix=stage)
             say(result.note)
+        reference, freshness = _freshness_statement(plan, adapter.dialect, _utc_now())
         if target_dir is not None:
+            extra = [(freshness.step, header(plan, compiled, freshness) + freshness.sql)] if freshness else []
             paths = write_compiled(target_dir, experiment, adapter.dialect,
-                                   compiled_files(plan, compiled, models, in_place=adapter.publishes_in_place))
+                                   compiled_files(plan, compiled, models, in_place=adapter.publishes_in_place) + extra)
             sql_dir = paths[0].parent if paths else None
         aggregates: list[dict[str, Any]] = []
         quantiles: list[dict[str, Any]] = []   # the percentile metrics' rows, one statement each
@@ -172,6 +174,9 @@ def run_experiment(project: Project, target: Target, adapter: Adapter, experimen
         counts = adapter.fetch(
             f"select variant, cast(first_exposure_at as date) as day, count(*) as units "
             f"from {compiled.relations['exposures']} group by variant, cast(first_exposure_at as date)")
+        newest = None
+        if freshness is not None:   # one more query: each source's newest row in its last hours
+            newest = {r["source"]: r["last_at"] for r in _execute(adapter, freshness, result, say, sql_dir, compiled)}
         say("computing statistics")
         from .results import build_outputs
 
@@ -183,7 +188,8 @@ def run_experiment(project: Project, target: Target, adapter: Adapter, experimen
             day = r["day"] if isinstance(r["day"], dt.date) else dt.date.fromisoformat(str(r["day"])[:10])
             by_day[(day, r["variant"])] = int(r["units"])
         outputs = build_outputs(plan, aggregates, by_variant, run_id=run_id, computed_at=started,
-                                exposures_by_day=by_day, quantiles=quantiles)
+                                exposures_by_day=by_day, quantiles=quantiles, source_newest=newest,
+                                reference=reference)
         result.steps.append(StepResult("statistics", "python", time.perf_counter() - t0,
                                        rows=len(outputs.scorecard)))
         result.outputs = outputs
@@ -207,6 +213,24 @@ def run_experiment(project: Project, target: Target, adapter: Adapter, experimen
             with contextlib.suppress(Exception):
                 adapter.execute(f"DROP TABLE IF EXISTS {rel}")
     return result
+
+
+def _utc_now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+
+
+def _freshness_statement(plan: AnalysisPlan, dialect: str, now: dt.datetime) -> tuple[dt.datetime, Statement | None]:
+    """The time the sources should be complete up to (the analysis end, or ``now`` when the
+    run happens before it) and the source_freshness query (None: no source to check, or the
+    analysed period has not begun)."""
+    from .sql.freshness import STEP, freshness_sql, reference_time, window_start
+
+    reference = reference_time(plan.end, now)
+    if reference <= plan.start:
+        return reference, None
+    since = {f.source: window_start(reference, plan.start, f.fail_after_hours) for f in plan.freshness}
+    sql = freshness_sql(plan, since=since, until=reference, dialect=dialect)
+    return reference, Statement(STEP, "query", sql) if sql else None
 
 
 def _fault(fault: str | None, point: str) -> None:

@@ -73,7 +73,7 @@ def scorecard_table(rows: Iterable[dict[str, Any]], title: str) -> Table:
 
 
 _DECISION_STYLE = {"ship": "bold green", "do not ship": "bold red", "keep running": "bold yellow",
-                   "investigate": "bold magenta"}
+                   "investigate": "bold magenta", "no regression": "bold green", "regression": "bold red"}
 
 
 def decision_text(decision: dict[str, Any]) -> Text:
@@ -87,7 +87,10 @@ def print_summary(experiment: str, run_id: str, srm_status: str, srm_p: float | 
                   units: dict[str, int], multi: int, scorecard: list[dict[str, Any]],
                   decision: dict[str, Any] | None = None) -> None:
     overall = [r for r in scorecard if r.get("dimension") is None]
-    guard = [r for r in overall if r.get("role") == "guardrail"]
+    # a holdout reads every metric as a guardrail: its rows all carry a guardrail_status
+    holdout = any(r.get("guardrail_status") and r.get("role") != "guardrail" for r in overall)
+    guard = [r for r in overall if r.get("role") == "guardrail" or (holdout and r.get("guardrail_status"))]
+    label = "regression readings" if holdout else "guardrails"
     failing = sorted({f"{r['metric']} ({r['variant']})" for r in guard if r.get("guardrail_status") == "fail"})
     warning = sorted({f"{r['metric']} ({r['variant']})" for r in guard if r.get("guardrail_status") == "warn"})
     head = Text.assemble((f"{experiment}", "bold"), f"  run {run_id}  ",
@@ -98,11 +101,11 @@ def print_summary(experiment: str, run_id: str, srm_status: str, srm_p: float | 
     if decision:
         console.print(decision_text(decision))
     if failing:
-        console.print(Text("guardrails FAILING: " + ", ".join(failing), style="bold red"))
+        console.print(Text(f"{label} FAILING: " + ", ".join(failing), style="bold red"))
     elif warning:
-        console.print(Text("guardrails warning: " + ", ".join(warning), style="yellow"))
+        console.print(Text(f"{label} warning: " + ", ".join(warning), style="yellow"))
     elif guard:
-        console.print(Text("guardrails: all pass", style="green"))
+        console.print(Text(f"{label}: all pass", style="green"))
     console.print(scorecard_table(_ordered(overall), title="scorecard (overall)"))
 
 

@@ -147,7 +147,19 @@ class ExposurePlan:
 # plan fields added after fingerprints were first stored (wn.runs, the daily series' key): left
 # out of the fingerprint while they hold this value, so a plan that does not use them keeps
 # the fingerprint it had before they existed
-_ADDED_FIELDS: dict[str, object] = {"dimension_limits": (), "quantiles": ()}
+_ADDED_FIELDS: dict[str, object] = {"dimension_limits": (), "quantiles": (), "kind": "ab", "freshness": ()}
+
+
+@dataclass(frozen=True)
+class SourceFreshness:
+    """A source the run reads, for the source_freshness health check: its newest row before the
+    analysis end, against the source's thresholds (hours)."""
+
+    source: str
+    relation: str
+    timestamp: str
+    warn_after_hours: float
+    fail_after_hours: float
 
 
 @dataclass(frozen=True)
@@ -188,6 +200,8 @@ class AnalysisPlan:
     def unit_level_metrics(self) -> tuple[MetricPlan, ...]:
         """The metrics read from the per-unit columns (every type but percentile)."""
         return tuple(m for m in self.metrics if not m.is_percentile)
+    kind: str = "ab"                     # ab | holdout (every metric read for regression)
+    freshness: tuple[SourceFreshness, ...] = ()   # the sources whose newest row is checked
 
     @property
     def scan_start(self) -> dt.datetime:

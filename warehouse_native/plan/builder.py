@@ -11,7 +11,7 @@ from ..errors import CompileError
 from ..project import Experiment, Metric, Project, Source
 from ..project.models import render_sql
 from ..decision import Rule
-from .analysis_plan import AnalysisPlan, ExposurePlan, MetricPlan, QuantileQuery, SourceScan, UnitColumn
+from .analysis_plan import AnalysisPlan, ExposurePlan, MetricPlan, QuantileQuery, SourceFreshness, SourceScan, UnitColumn
 
 _AGG_OF = {
     "count": "count",
@@ -96,7 +96,7 @@ def definition_hash(metric: Metric, project: Project) -> str:
         parts += [dump(project.metrics[metric.numerator], {"description", "owner", "tags"}),
                   dump(project.metrics[metric.denominator], {"description", "owner", "tags"})]
     else:
-        parts.append(project.sources[metric.source].model_dump(exclude={"description"}))
+        parts.append(project.sources[metric.source].model_dump(exclude={"description", "freshness"}))
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
@@ -115,6 +115,27 @@ def metric_roles(project: Project, experiment: Experiment) -> list[tuple[Metric,
             roles.append((metric, "guardrail"))
             seen.add(metric.name)
     return roles
+
+
+def _margin(metric: Metric, experiment: Experiment) -> float:
+    """The relative regression a metric tolerates: its own guardrail.max_regression, else (in a
+    holdout, where every metric is read for regression) the holdout's decision.max_regression."""
+    if metric.guardrail is not None:
+        return metric.guardrail.max_regression
+    if experiment.kind == "holdout":
+        return experiment.decision.max_regression or 0.0
+    return 0.0
+
+
+def freshness_targets(project: Project, sources: list[str], schema: str) -> tuple[SourceFreshness, ...]:
+    """What the source_freshness check asks of each source a run reads (``freshness: false``: nothing)."""
+    out = []
+    for name in dict.fromkeys(sources):
+        src = project.sources[name]
+        if src.freshness.check:
+            out.append(SourceFreshness(name, source_relation(project, src, schema), src.timestamp,
+                                       src.freshness.warn_after_hours, src.freshness.fail_after_hours))
+    return tuple(out)
 
 
 def build_plan(project: Project, experiment: Experiment, *, as_of: dt.date, schema: str) -> AnalysisPlan:
@@ -171,7 +192,7 @@ def build_plan(project: Project, experiment: Experiment, *, as_of: dt.date, sche
             name=metric.name, type=metric.type, role=role, direction=metric.direction,
             tags=tuple(metric.tags), value_column=value, den_column=den, pre_column=pre,
             pre_den_column=pre_den, winsor_lower=lower, winsor_upper=upper,
-            max_regression=metric.guardrail.max_regression if metric.guardrail else 0.0,
+            max_regression=_margin(metric, experiment),
             description=metric.description, definition_hash=definition_hash(metric, project)))
         if metric.type == "funnel":
             metric_plans.extend(_funnel_steps(metric, metric_plans[-1]))
@@ -196,10 +217,14 @@ def build_plan(project: Project, experiment: Experiment, *, as_of: dt.date, sche
         dimension_limits=tuple((d.name, d.top, d.min_units) for d in experiment.dimensions if d.limited),
         scans=tuple(scans),
         metrics=tuple(metric_plans), confidence=analysis.confidence, correction=analysis.correction,
-        alternative=analysis.alternative, sequential=analysis.sequential, bayesian=analysis.bayesian,
+        # a holdout's interim readings use the always-valid intervals: it always computes them
+        alternative=analysis.alternative, sequential=analysis.sequential or experiment.kind == "holdout",
+        bayesian=analysis.bayesian,
         prior_mean=analysis.prior.mean, prior_sd=analysis.prior.sd, daily_history=analysis.daily_history,
-        planned_end=experiment.end,
-        decision_rule=Rule(**experiment.decision.model_dump()),
+        planned_end=experiment.end, kind=experiment.kind,
+        decision_rule=Rule(kind=experiment.kind, **experiment.decision.model_dump()),
+        freshness=freshness_targets(project, list(dict.fromkeys(
+            [exp_source.name] + [s.source for s in scans] + [q.source for q in quantiles])), schema),
         models=render_models(project, schema), quantiles=tuple(quantiles))
 
 

@@ -146,7 +146,8 @@ def _points(rows: Sequence[ResultRow]) -> list[dict[str, Any]]:
 
 
 # the colour of the summary row per decision
-_DECISION_STATUS = {"ship": "pass", "keep running": "warn", "do not ship": "fail", "investigate": "fail"}
+_DECISION_STATUS = {"ship": "pass", "keep running": "warn", "do not ship": "fail", "investigate": "fail",
+                    "no regression": "pass", "regression": "fail"}   # (the last two: holdouts)
 
 
 def build_summary(decision: Mapping[str, Any] | None, overall: Sequence[Row], health: Sequence[Row]) -> Summary:
@@ -165,14 +166,17 @@ def build_summary(decision: Mapping[str, Any] | None, overall: Sequence[Row], he
         if h.get("dimension") is None and h.get("check_name") not in ("srm", "multi_exposure") \
                 and h.get("status") in ("fail", "warn"):
             items.append(SummaryItem(str(h["check_name"]).replace("_", " "), h["status"], h.get("detail") or ""))
-    guard = [r for r in overall if r.get("role") == "guardrail"]
+    # a holdout reads every metric as a guardrail: its rows all carry a guardrail_status
+    holdout = any(r.get("guardrail_status") and r.get("role") != "guardrail" for r in overall)
+    guard = [r for r in overall if r.get("role") == "guardrail" or (holdout and r.get("guardrail_status"))]
+    label = "regressions" if holdout else "guardrails"
     for status in ("fail", "warn"):
         hit = sorted({f"{r['metric']} ({r['variant']})" for r in guard if r.get("guardrail_status") == status})
         if hit:
-            items.append(SummaryItem(f"guardrails {status}", status, ", ".join(hit)))
+            items.append(SummaryItem(f"{label} {status}", status, ", ".join(hit)))
     passing = sum(1 for r in guard if r.get("guardrail_status") == "pass")
     if passing:
-        items.append(SummaryItem("guardrails pass", "pass", f"{passing} of {len(guard)} metric × variant"))
+        items.append(SummaryItem(f"{label} pass", "pass", f"{passing} of {len(guard)} metric × variant"))
     for r in overall:   # significant primary results: shown, but not a health status
         if r.get("role") == "primary" and verdict(r) in ("good", "bad"):
             better = verdict(r) == "good"
@@ -217,9 +221,10 @@ def _info(name: str, exp: Experiment | None, as_of: dt.date) -> dict[str, Any]:
                 "start": None, "end": None, "status": "unknown (not in this project's experiments/)",
                 "dimensions": [], "analysis": None}
     a = exp.analysis
-    analysis = (f"confidence {a.confidence:g}, correction {a.correction}, {a.alternative}"
+    analysis = (("holdout (every metric read for regression), " if exp.kind == "holdout" else "")
+                + f"confidence {a.confidence:g}, correction {a.correction}, {a.alternative}"
                 f"{', CUPED ' + str(a.cuped_days) + ' days' if a.cuped else ''}"
-                f"{', sequential' if a.sequential else ''}{', Bayesian' if a.bayesian else ''}")
+                f"{', sequential' if a.sequential or exp.kind == 'holdout' else ''}{', Bayesian' if a.bayesian else ''}")
     return {"name": name, "hypothesis": exp.hypothesis, "description": exp.description, "owner": exp.owner,
             "unit": exp.unit, "start": exp.start.isoformat(), "end": exp.end.isoformat() if exp.end else None,
             "status": exp.status(as_of), "dimensions": exp.dimension_names, "analysis": analysis}

@@ -47,6 +47,23 @@ class _Frozen(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
 
 
+class Freshness(_Frozen):
+    """``freshness:`` of a source: how long before the analysis end its newest row may be
+    (health check ``source_freshness``; docs/statistics.md, section 9)."""
+
+    warn_after_hours: float = Field(default=24, gt=0, le=8760)
+    fail_after_hours: float = Field(default=72, gt=0, le=8760)
+    check: bool = True      # ``freshness: false`` in the YAML: this source is not checked
+
+    @model_validator(mode="after")
+    def _order(self) -> "Freshness":
+        if self.fail_after_hours <= self.warn_after_hours:
+            raise ValueError(f"fail_after_hours ({self.fail_after_hours:g}) must be larger than "
+                             f"warn_after_hours ({self.warn_after_hours:g}), e.g. "
+                             "{warn_after_hours: 24, fail_after_hours: 72}")
+        return self
+
+
 class Source(_Frozen):
     """A table, view or SQL query with timestamped rows keyed by unit ids."""
 
@@ -60,8 +77,21 @@ class Source(_Frozen):
     columns: list[str] | None = None  # optional: lets `wn validate` check filters offline
     experiment_column: str | None = None
     variant_column: str | None = None
+    # the source_freshness health check's thresholds; false: do not check this source
+    freshness: Freshness = Freshness()
 
     _name = field_validator("name")(classmethod(lambda cls, v: _check_name(v)))
+
+    @field_validator("freshness", mode="before")
+    @classmethod
+    def _freshness_switch(cls, value: object) -> object:
+        """``freshness: false`` turns the check off for this source, ``true`` keeps the defaults."""
+        if isinstance(value, bool):
+            return {"check": value}
+        if not isinstance(value, dict):
+            raise ValueError(f"freshness is a mapping like {{warn_after_hours: 24, fail_after_hours: 72}}, or "
+                             f"false to skip this source; not {value!r}")
+        return value
 
     @field_validator("timestamp", "experiment_column", "variant_column")
     @classmethod
@@ -311,6 +341,12 @@ class DecisionRule(_Frozen):
     # effect" becomes "do not ship" (0.02 = 2%); without it wn keeps running until the end date
     mde: float | None = Field(default=None, gt=0, le=10)
     ship_when: Literal["all_primary", "any_primary"] = "all_primary"
+    # kind: holdout only: the relative regression tolerated on a metric that sets no
+    # guardrail.max_regression of its own (0.01 = 1%; default 0)
+    max_regression: float | None = Field(default=None, ge=0, lt=1)
+
+
+ExperimentKind = Literal["ab", "holdout"]
 
 
 class Dimension(_Frozen):
@@ -329,6 +365,9 @@ class Dimension(_Frozen):
 
 class Experiment(_Frozen):
     name: str
+    # ab: ship / do not ship; holdout: a small control kept from the features for months,
+    # every metric read for regression, no early verdict (decision.py, docs/statistics.md)
+    kind: ExperimentKind = "ab"
     description: str | None = None
     hypothesis: str | None = None
     owner: str | None = None

@@ -344,6 +344,38 @@ def _check_experiment(e: Experiment, node: LineDict, file: str, project: Project
             if _resolvable(metric, project) and e.unit not in project.metric_units(metric):
                 add(f"metric '{name}' has no '{e.unit}' unit in its source", role,
                     "add the unit column to the source's 'units'", [role, i])
+    for msg, path, hint in holdout_problems(e):
+        add(msg, ".".join(path), hint, list(path))
+
+
+def holdout_problems(e: Experiment) -> list[tuple[str, tuple[str, ...], str]]:
+    """Settings that make no sense for the experiment's kind: (message, field path, fix).
+
+    A holdout keeps a small control away from the features and reads every metric for
+    regression; it never ships, so the ship / do-not-ship settings do not apply to it, and its
+    interim readings always use the always-valid (sequential) intervals."""
+    out: list[tuple[str, tuple[str, ...], str]] = []
+    decision = e.decision.model_fields_set
+    if e.kind != "holdout":
+        if "max_regression" in decision:
+            out.append(("decision.max_regression applies to kind: holdout only", ("decision", "max_regression"),
+                        "remove it; an A/B test's guardrails take guardrail: {max_regression: ...} on the metric"))
+        return out
+    for fld, why in (("ship_when", "a holdout never ships"),
+                     ("mde", "a holdout reads regressions, it does not wait to rule out a lift")):
+        if fld in decision:
+            out.append((f"decision.{fld} does not apply to a holdout ({why})", ("decision", fld),
+                        f"remove decision.{fld}, or make it an A/B test (kind: ab)"))
+    if "sequential" in e.analysis.model_fields_set and not e.analysis.sequential:
+        out.append(("a holdout's interim readings always use always-valid (sequential) intervals; "
+                    "analysis.sequential: false would be ignored", ("analysis", "sequential"),
+                    "remove analysis.sequential"))
+    controls = [v for v in e.variants if v.control]
+    if len(controls) == 1 and controls[0].weight > 0.5:
+        out.append((f"the holdout (control variant '{controls[0].name}') gets {controls[0].weight:.0%} of the "
+                    "units; a holdout is the small group kept away from the features", ("variants",),
+                    "mark the small held-out group with control: true (e.g. 5% holdout, 95% features)"))
+    return out
 
 
 def _resolvable(metric: Metric, project: Project) -> bool:

@@ -11,7 +11,9 @@ from .contrast import ALTERNATIVES
 from .correction import CORRECTION_METHODS, adjust_p_values, adjusted_confidence
 from .errors import StatsInputError
 from .exposure_gaps import GapResult, exposure_gaps
+from .freshness import FreshnessResult, SourceLag, source_freshness
 from .guardrail import DIRECTIONS, GuardrailResult, guardrail_check
+from .holdout import beyond_margin, final_regressions, holdout_status, interim_regression
 from .moments import (
     COVARIATE_FIELDS,
     MOMENT_FIELDS,
@@ -33,6 +35,7 @@ __all__ = [
     "Comparison",
     "DEFAULT_PRIOR_SD",
     "DIRECTIONS",
+    "FreshnessResult",
     "GapResult",
     "GuardrailResult",
     "MOMENT_FIELDS",
@@ -47,12 +50,18 @@ __all__ = [
     "RATIO_COVARIATE_FIELDS",
     "RATIO_FIELDS",
     "SequentialResult",
+    "SourceLag",
     "SrmResult",
     "StatsInputError",
     "adjust_p_values",
     "adjusted_confidence",
     "bayesian_summary",
     "exposure_gaps",
+    "beyond_margin",
+    "final_regressions",
+    "holdout_status",
+    "interim_regression",
+    "source_freshness",
     "pre_exposure_balance",
     "compare",
     "days_needed",
