@@ -15,8 +15,10 @@ from .guardrail import DIRECTIONS, GuardrailResult, guardrail_check
 from .moments import (
     COVARIATE_FIELDS,
     MOMENT_FIELDS,
+    OWN_COVARIATE,
     RATIO_COVARIATE_FIELDS,
     RATIO_FIELDS,
+    CovariateSums,
     Moments,
 )
 from .power import PowerResult, days_needed, minimum_detectable_effect, sample_size
@@ -30,12 +32,14 @@ __all__ = [
     "COVARIATE_FIELDS",
     "CORRECTION_METHODS",
     "Comparison",
+    "CovariateSums",
     "DEFAULT_PRIOR_SD",
     "DIRECTIONS",
     "GapResult",
     "GuardrailResult",
     "MOMENT_FIELDS",
     "Moments",
+    "OWN_COVARIATE",
     "PowerResult",
     "minimum_detectable_effect",
     "RATIO_COVARIATE_FIELDS",
