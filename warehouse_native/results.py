@@ -9,6 +9,7 @@ variants, pre-exposure balance, exposure gaps) and the run's ``decisions`` row.
 from __future__ import annotations
 
 import datetime as dt
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -47,12 +48,69 @@ class RunOutputs:
 
 
 def moments_of(row: dict[str, Any], metric: MetricPlan) -> stats.Moments:
-    values = {"n": int(row["n"] or 0)}
+    values: dict[str, Any] = {"n": int(row["n"] or 0)}
     for moment in MOMENTS:
         key = f"{metric.name}__{moment}"
         if key in row:
             values[moment] = 0.0 if row[key] is None else row[key]
-    return stats.Moments.from_row(values)
+    moments = stats.Moments.from_row(values)
+    if not metric.covariates:
+        return moments
+    # the products present follow the sums present (an arm missing from the aggregates reads
+    # zeros for every moment: see _empty_row)
+    return stats.Moments(**{f: getattr(moments, f) for f in stats.MOMENT_FIELDS},
+                         covariates=covariate_sums(row, metric, d=moments.is_ratio, x=moments.pre_sum is not None,
+                                                   m=moments.pre_den_sum is not None))
+
+
+def _sum(row: dict[str, Any], metric: MetricPlan, moment: str) -> float:
+    value = row.get(f"{metric.name}__{moment}")
+    return 0.0 if value is None else float(value)
+
+
+def covariate_sums(row: dict[str, Any], metric: MetricPlan, *, d: bool | None = None, x: bool | None = None,
+                   m: bool | None = None) -> stats.CovariateSums:
+    """The further covariates' sums of one metric from a wide aggregates row (moment names:
+    :meth:`MetricPlan.covariate_products`); ``d``, ``x``, ``m``: whether the products with the
+    denominator, own covariate and its denominator are wanted (default: as the metric has them)."""
+    k = range(len(metric.covariates))
+    d = metric.is_ratio if d is None else d
+    x = metric.pre_column is not None if x is None else x
+    m = metric.pre_den_column is not None if m is None else m
+
+    def column(a: str) -> tuple[float, ...]:
+        return tuple(_sum(row, metric, f"{a}_c{j}") for j in k)
+
+    return stats.CovariateSums(
+        names=tuple(c.name for c in metric.covariates),
+        sums=tuple(_sum(row, metric, f"c{j}_sum") for j in k),
+        products=tuple(tuple(_sum(row, metric, f"c{min(j, l)}_c{max(j, l)}") for l in k) for j in k),
+        with_y=column("y"), with_d=column("d") if d else None,
+        with_x=column("x") if x else None, with_m=column("xm") if m else None)
+
+
+def covariate_sums_json(row: dict[str, Any], metric: MetricPlan) -> str | None:
+    """``metric_aggregates.covariate_sums``: per further covariate its sum and products."""
+    if not metric.covariates:
+        return None
+    sums = covariate_sums(row, metric)
+    out = {}
+    for j, name in enumerate(sums.names):
+        entry = {"sum": sums.sums[j]}
+        for label, column in (("y", sums.with_y), ("d", sums.with_d), ("x", sums.with_x), ("m", sums.with_m)):
+            if column is not None:
+                entry[label] = column[j]
+        entry.update({other: sums.products[j][l] for l, other in enumerate(sums.names)})
+        out[name] = entry
+    return json.dumps(out)
+
+
+def applied_covariates(c: stats.Comparison, metric: MetricPlan) -> str | None:
+    """``scorecard.cuped_covariates``: {covariate: θ} of the covariates CUPED applied."""
+    if not c.cuped:
+        return None
+    own = f"{metric.name}__pre"
+    return json.dumps({own if name == stats.OWN_COVARIATE else name: theta for name, theta in c.covariates})
 
 
 def _slices(aggregates: list[dict[str, Any]]) -> dict[SliceKey, dict[str, dict[str, Any]]]:
@@ -130,7 +188,8 @@ def build_outputs(plan: AnalysisPlan, aggregates: list[dict[str, Any]], exposure
             for variant, row in sorted(by_variant.items()):
                 moments = [None if f"{m.name}__{k}" not in row else row[f"{m.name}__{k}"] for k in MOMENTS]
                 out.metric_aggregates.append([run_id, computed_at, plan.experiment, m.name, m.type, variant,
-                                              dim, value, int(row["n"] or 0), *moments, m.definition_hash])
+                                              dim, value, int(row["n"] or 0), *moments, m.definition_hash,
+                                              covariate_sums_json(row, m)])
 
     # -- comparisons -----------------------------------------------------------------------
     rows: list[dict[str, Any]] = []
@@ -175,6 +234,7 @@ def _compare_row(plan: AnalysisPlan, m: MetricPlan, key: SliceKey, variant: str,
         "rel_delta": c.rel_delta, "rel_ci_lower": c.rel_ci_lower, "rel_ci_upper": c.rel_ci_upper,
         "p_value": c.p_value, "cuped": c.cuped, "variance_reduction": c.variance_reduction,
         "std_error": c.std_error, "dof": c.dof, "cuped_theta": c.theta,
+        "cuped_covariates": applied_covariates(c, m),
         "srm_status": srm.status, "reason": c.reason,
         "_control": control, "_variant": treat,
     }

@@ -60,6 +60,17 @@ class SourceScan:
 
 
 @dataclass(frozen=True)
+class CovariatePlan:
+    """A further CUPED covariate (``analysis.covariates``): another metric's pre-exposure value
+    per unit, read from the unit-metrics column ``name`` (``<metric>__pre``) and capped as that
+    metric's ``winsorize`` says."""
+
+    name: str
+    winsor_lower: float | None = None
+    winsor_upper: float | None = None
+
+
+@dataclass(frozen=True)
 class MetricPlan:
     """How one analysed metric is read from the unit-metrics columns."""
 
@@ -72,6 +83,7 @@ class MetricPlan:
     den_column: str | None = None      # ratio-like: per-unit denominator
     pre_column: str | None = None      # CUPED covariate (pre numerator for ratio-like)
     pre_den_column: str | None = None  # ratio-like CUPED: pre denominator
+    covariates: tuple[CovariatePlan, ...] = ()   # further covariates, besides pre_column
     winsor_lower: float | None = None
     winsor_upper: float | None = None
     max_regression: float = 0.0
@@ -84,7 +96,20 @@ class MetricPlan:
 
     @property
     def has_covariate(self) -> bool:
-        return self.pre_column is not None
+        return self.pre_column is not None or bool(self.covariates)
+
+    def covariate_products(self) -> tuple[tuple[str, str, str | None], ...]:
+        """The sums the further covariates add to the aggregates: (moment name, input, other
+        input or None), inputs named as in the aggregates query: ``y``, ``d``, ``x``, ``xm``
+        (value, denominator, own covariate and its denominator) and ``c<j>`` (covariate j).
+        ``c<j>_sum`` is Σc_j, ``c<j>_c<l>`` Σc_j·c_l (j ≤ l), ``<input>_c<j>`` Σinput·c_j."""
+        k = len(self.covariates)
+        out: list[tuple[str, str, str | None]] = [(f"c{j}_sum", f"c{j}", None) for j in range(k)]
+        out += [(f"c{j}_c{l}", f"c{j}", f"c{l}") for j in range(k) for l in range(j, k)]
+        inputs = ["y"] + (["d"] if self.is_ratio else []) + (["x"] if self.pre_column else []) \
+            + (["xm"] if self.pre_den_column else [])
+        out += [(f"{a}_c{j}", a, f"c{j}") for a in inputs for j in range(k)]
+        return tuple(out)
 
     @property
     def winsorized(self) -> bool:
@@ -144,5 +169,9 @@ class AnalysisPlan:
         return next(m for m in self.metrics if m.name == name)
 
     def fingerprint(self) -> str:
-        blob = json.dumps(asdict(self), default=str, sort_keys=True)
+        data = asdict(self)
+        for m in data["metrics"]:   # a plan without covariates keeps the fingerprint it had before them
+            if not m["covariates"]:
+                del m["covariates"]
+        blob = json.dumps(data, default=str, sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]

@@ -10,7 +10,8 @@ from ..errors import CompileError
 from ..project import Experiment, Metric, Project, Source
 from ..project.models import render_sql
 from ..decision import Rule
-from .analysis_plan import AnalysisPlan, ExposurePlan, MetricPlan, SourceScan, UnitColumn
+from ..project.config_models import COVARIATE_SUFFIX
+from .analysis_plan import AnalysisPlan, CovariatePlan, ExposurePlan, MetricPlan, SourceScan, UnitColumn
 
 _AGG_OF = {
     "count": "count",
@@ -65,6 +66,21 @@ def definition_hash(metric: Metric, project: Project) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
+def covariate_metric(name: str) -> str:
+    """The catalog metric a covariate names: ``signups__pre`` -> ``signups``."""
+    return name.removesuffix(COVARIATE_SUFFIX)
+
+
+def covariate_plans(project: Project, experiment: Experiment) -> tuple[CovariatePlan, ...]:
+    """``analysis.covariates`` as plan objects, each capped as its metric's ``winsorize`` says."""
+    out = []
+    for name in experiment.analysis.covariates:
+        w = project.metrics[covariate_metric(name)].winsorize
+        out.append(CovariatePlan(name=name, winsor_lower=w.lower if w else None,
+                                 winsor_upper=w.upper if w else None))
+    return tuple(out)
+
+
 def metric_roles(project: Project, experiment: Experiment) -> list[tuple[Metric, str]]:
     roles: list[tuple[Metric, str]] = []
     seen: set[str] = set()
@@ -97,6 +113,7 @@ def build_plan(project: Project, experiment: Experiment, *, as_of: dt.date, sche
 
     columns_by_source: dict[str, list[UnitColumn]] = {}
     metric_plans: list[MetricPlan] = []
+    covariates = covariate_plans(project, experiment) if analysis.cuped else ()
 
     def add_columns(metric: Metric, prefix: str, with_pre: bool) -> tuple[str, str | None, str | None, str | None]:
         src = metric.source
@@ -123,12 +140,21 @@ def build_plan(project: Project, experiment: Experiment, *, as_of: dt.date, sche
             value, den, pre, pre_den = add_columns(metric, metric.name, with_pre)
         lower = metric.winsorize.lower if metric.winsorize else None
         upper = metric.winsorize.upper if metric.winsorize else None
+        # CUPAC: the listed covariates besides the metric's own pre-period value (never twice)
+        extra = tuple(c for c in covariates if c.name != metric.name + COVARIATE_SUFFIX) if with_pre else ()
         metric_plans.append(MetricPlan(
             name=metric.name, type=metric.type, role=role, direction=metric.direction,
             tags=tuple(metric.tags), value_column=value, den_column=den, pre_column=pre,
-            pre_den_column=pre_den, winsor_lower=lower, winsor_upper=upper,
+            pre_den_column=pre_den, covariates=extra, winsor_lower=lower, winsor_upper=upper,
             max_regression=metric.guardrail.max_regression if metric.guardrail else 0.0,
             description=metric.description, definition_hash=definition_hash(metric, project)))
+
+    # each covariate's column, in its metric's source scan, unless a CUPED metric made it already
+    for cov in covariates if any(m.covariates for m in metric_plans) else ():
+        metric = project.metrics[covariate_metric(cov.name)]
+        cols = columns_by_source.setdefault(metric.source, [])
+        if all(c.name != cov.name for c in cols):
+            cols.extend(_measure(metric, cov.name, "pre", analysis.cuped_days))
 
     scans = []
     for src_name in sorted(columns_by_source):

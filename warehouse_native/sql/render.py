@@ -209,8 +209,14 @@ def _finish(c: UnitColumn, ref: str, plan: AnalysisPlan, end: tuple[str, str] | 
     return value
 
 
-def _metric_inputs(m: MetricPlan) -> dict[str, str | None]:
-    return {"y": m.value_column, "d": m.den_column, "x": m.pre_column, "xm": m.pre_den_column}
+def _metric_inputs(m: MetricPlan) -> list[tuple[str, str, float | None, float | None]]:
+    """(input key, unit-metrics column, winsorization quantiles) of each per-unit input of a
+    metric: ``y``, ``d``, ``x``, ``xm`` capped as the metric says, further covariates ``c<j>``
+    as their own metrics say."""
+    own = [(key, col, m.winsor_lower, m.winsor_upper) for key, col in
+           (("y", m.value_column), ("d", m.den_column), ("x", m.pre_column), ("xm", m.pre_den_column))
+           if col is not None]
+    return own + [(f"c{j}", c.name, c.winsor_lower, c.winsor_upper) for j, c in enumerate(m.covariates)]
 
 
 def _moments(index: int, m: MetricPlan) -> list[tuple[str, str]]:
@@ -224,6 +230,8 @@ def _moments(index: int, m: MetricPlan) -> list[tuple[str, str]]:
             out += [("pre_den_sum", xm), ("pre_den_sum_sq", f"{xm} * {xm}"),
                     ("pre_num_den_sum", f"{x} * {xm}"), ("num_pre_den_sum", f"{y} * {xm}"),
                     ("den_pre_sum", f"{d} * {x}"), ("den_pre_den_sum", f"{d} * {xm}")]
+    for name, a, b in m.covariate_products():   # CUPAC: sums and products of further covariates
+        out.append((name, f"m{index}_{a}" if b is None else f"m{index}_{a} * m{index}_{b}"))
     return out
 
 
@@ -271,17 +279,15 @@ def _aggregates_select(plan: AnalysisPlan, rel: dict[str, str], by: str | None =
     measure: list[str] = []
     exprs: dict[str, str] = {}
     for i, m in enumerate(plan.metrics):
-        for key, col in _metric_inputs(m).items():
-            if col is None:
-                continue
+        for key, col, lower, upper in _metric_inputs(m):
             name = f"m{i}_{key}"
             lo = hi = None
-            if m.winsor_lower is not None:
+            if lower is not None:
                 lo = f"cap{i}_{key}_lo"
-                caps.append({"name": lo, "column": col, "quantile": m.winsor_lower})
-            if m.winsor_upper is not None:
+                caps.append({"name": lo, "column": col, "quantile": lower})
+            if upper is not None:
                 hi = f"cap{i}_{key}_hi"
-                caps.append({"name": hi, "column": col, "quantile": m.winsor_upper})
+                caps.append({"name": hi, "column": col, "quantile": upper})
             value = f"analysed.{col}"
             if hi:
                 value = f"least({value}, caps.{hi})"

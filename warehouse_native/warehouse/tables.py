@@ -23,6 +23,9 @@ METRIC_AGGREGATES: Columns = (
     ("dimension", "varchar"), ("dimension_value", "varchar"), ("n", "bigint"),
     *((m, "double") for m in MOMENTS),
     ("definition_hash", "varchar"),
+    # CUPAC (analysis.covariates): JSON, per further covariate c its sums Σc ("sum") and
+    # products with y, d, x, m and each covariate (by name); NULL without further covariates
+    ("covariate_sums", "varchar"),
 )
 
 SCORECARD: Columns = (
@@ -50,6 +53,8 @@ SCORECARD: Columns = (
     # power inputs: per-unit standard deviations (ratio metrics: of the linearised value) and
     # the relative effect detectable with 80% power at the current sample sizes
     ("control_std", "double"), ("variant_std", "double"), ("mde_80", "double"),
+    # JSON {covariate: θ} of the covariates CUPED applied ('<metric>__pre' is the metric's own)
+    ("cuped_covariates", "varchar"),
 )
 
 # the scorecard as of each day of the experiment (overall results only): what a run with
