@@ -2,14 +2,13 @@
 
 Input: the wide ``aggregates`` rows (one per variant x slice, ``<metric>__<moment>``
 columns) and the unit count per exposure variant.  Output: long ``metric_aggregates``
-rows, ``scorecard`` rows (stats layer), ``health_checks`` rows (SRM, multi-exposure, unknown
+rows (and ``covariate_aggregates`` rows for further CUPED covariates), ``scorecard`` rows (stats layer), ``health_checks`` rows (SRM, multi-exposure, unknown
 variants, pre-exposure balance, exposure gaps) and the run's ``decisions`` row.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,6 +28,7 @@ MULTIPLE = "__multiple__"
 @dataclass
 class RunOutputs:
     metric_aggregates: list[list[Any]] = field(default_factory=list)
+    covariate_aggregates: list[list[Any]] = field(default_factory=list)   # analysis.covariates only
     scorecard: list[list[Any]] = field(default_factory=list)
     health: list[list[Any]] = field(default_factory=list)
     decisions: list[list[Any]] = field(default_factory=list)   # one row: the run's decision
@@ -89,28 +89,24 @@ def covariate_sums(row: dict[str, Any], metric: MetricPlan, *, d: bool | None = 
         with_x=column("x") if x else None, with_m=column("xm") if m else None)
 
 
-def covariate_sums_json(row: dict[str, Any], metric: MetricPlan) -> str | None:
-    """``metric_aggregates.covariate_sums``: per further covariate its sum and products."""
-    if not metric.covariates:
-        return None
+def covariate_rows(row: dict[str, Any], metric: MetricPlan) -> list[tuple[str, str, float]]:
+    """``covariate_aggregates`` (covariate, factor, value) of one metric's aggregates row."""
     sums = covariate_sums(row, metric)
-    out = {}
+    out = []
     for j, name in enumerate(sums.names):
-        entry = {"sum": sums.sums[j]}
-        for label, column in (("y", sums.with_y), ("d", sums.with_d), ("x", sums.with_x), ("m", sums.with_m)):
+        out.append((name, "1", sums.sums[j]))
+        for factor, column in (("y", sums.with_y), ("d", sums.with_d), ("x", sums.with_x), ("m", sums.with_m)):
             if column is not None:
-                entry[label] = column[j]
-        entry.update({other: sums.products[j][l] for l, other in enumerate(sums.names)})
-        out[name] = entry
-    return json.dumps(out)
+                out.append((name, factor, column[j]))
+        out += [(name, other, sums.products[j][l]) for l, other in enumerate(sums.names) if l >= j]
+    return out
 
 
 def applied_covariates(c: stats.Comparison, metric: MetricPlan) -> str | None:
-    """``scorecard.cuped_covariates``: {covariate: θ} of the covariates CUPED applied."""
+    """``scorecard.cuped_covariates``: the covariates CUPED applied, comma-separated."""
     if not c.cuped:
         return None
-    own = f"{metric.name}__pre"
-    return json.dumps({own if name == stats.OWN_COVARIATE else name: theta for name, theta in c.covariates})
+    return ",".join(f"{metric.name}__pre" if name == stats.OWN_COVARIATE else name for name, _ in c.covariates)
 
 
 def _slices(aggregates: list[dict[str, Any]]) -> dict[SliceKey, dict[str, dict[str, Any]]]:
@@ -188,8 +184,10 @@ def build_outputs(plan: AnalysisPlan, aggregates: list[dict[str, Any]], exposure
             for variant, row in sorted(by_variant.items()):
                 moments = [None if f"{m.name}__{k}" not in row else row[f"{m.name}__{k}"] for k in MOMENTS]
                 out.metric_aggregates.append([run_id, computed_at, plan.experiment, m.name, m.type, variant,
-                                              dim, value, int(row["n"] or 0), *moments, m.definition_hash,
-                                              covariate_sums_json(row, m)])
+                                              dim, value, int(row["n"] or 0), *moments, m.definition_hash])
+                if m.covariates:
+                    out.covariate_aggregates += [[run_id, computed_at, plan.experiment, m.name, variant, dim, value,
+                                                  *r] for r in covariate_rows(row, m)]
 
     # -- comparisons -----------------------------------------------------------------------
     rows: list[dict[str, Any]] = []

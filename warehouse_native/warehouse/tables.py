@@ -23,9 +23,18 @@ METRIC_AGGREGATES: Columns = (
     ("dimension", "varchar"), ("dimension_value", "varchar"), ("n", "bigint"),
     *((m, "double") for m in MOMENTS),
     ("definition_hash", "varchar"),
-    # CUPAC (analysis.covariates): JSON, per further covariate c its sums Σc ("sum") and
-    # products with y, d, x, m and each covariate (by name); NULL without further covariates
-    ("covariate_sums", "varchar"),
+)
+
+# CUPAC (analysis.covariates): the sums a metric's further covariates add to its
+# metric_aggregates row, one row per covariate and factor: value = Σ covariate·factor, the
+# factor being '1' (Σc), 'y', 'd', 'x', 'm' (the metric's value or numerator, denominator, own
+# pre value, own pre denominator, as in metric_aggregates) or a covariate listed at or after
+# this one (Σc·c', Σc² for itself)
+COVARIATE_AGGREGATES: Columns = (
+    ("run_id", "varchar"), ("computed_at", "timestamp"), ("experiment", "varchar"),
+    ("metric", "varchar"), ("variant", "varchar"), ("dimension", "varchar"),
+    ("dimension_value", "varchar"), ("covariate", "varchar"), ("factor", "varchar"),
+    ("value", "double"),
 )
 
 SCORECARD: Columns = (
@@ -53,7 +62,8 @@ SCORECARD: Columns = (
     # power inputs: per-unit standard deviations (ratio metrics: of the linearised value) and
     # the relative effect detectable with 80% power at the current sample sizes
     ("control_std", "double"), ("variant_std", "double"), ("mde_80", "double"),
-    # JSON {covariate: θ} of the covariates CUPED applied ('<metric>__pre' is the metric's own)
+    # the covariates CUPED applied, comma-separated ('<metric>__pre' first: the metric's own);
+    # NULL when CUPED was not applied
     ("cuped_covariates", "varchar"),
 )
 
@@ -96,6 +106,7 @@ INCREMENTAL_STATE: Columns = (
 
 TABLES: dict[str, Columns] = {   # wn.exposures is a view, see exposures_view
     "metric_aggregates": METRIC_AGGREGATES,
+    "covariate_aggregates": COVARIATE_AGGREGATES,
     "scorecard": SCORECARD,
     "scorecard_daily": SCORECARD_DAILY,
     "health_checks": HEALTH_CHECKS,
