@@ -2,8 +2,9 @@
 
 Input: the wide ``aggregates`` rows (one per variant x slice, ``<metric>__<moment>``
 columns) and the unit count per exposure variant.  Output: long ``metric_aggregates``
-rows (and ``covariate_aggregates`` rows for further CUPED covariates), ``scorecard`` rows (stats layer), ``health_checks`` rows (SRM, multi-exposure, unknown
-variants, pre-exposure balance, exposure gaps) and the run's ``decisions`` row.
+rows (and ``covariate_aggregates`` rows for further CUPED covariates), ``scorecard`` rows
+(stats layer), ``health_checks`` rows (SRM, multi-exposure, unknown variants, pre-exposure
+balance, exposure gaps) and the run's ``decisions`` row.
 """
 
 from __future__ import annotations
