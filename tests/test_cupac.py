@@ -418,12 +418,18 @@ def test_covariate_sums_compile_for_every_dialect_in_the_one_aggregates_query(tm
     assert [s.step for s in queries] == ["aggregates"]
     sql = queries[0].sql.lower()
     k = len(COVARIATES)
-    # per covariate pair and with y, d, x, xm: every product is one SUM in the same statement
-    for name in ("signups__c0_sum", f"signups__c{k - 1}_c{k - 1}", "signups__c0_c1", "signups__x_c2",
-                 "pages_per_session__d_c0", "pages_per_session__xm_c5", "revenue__y_c4"):
-        assert re.search(rf"\b{name}\b", sql), (dialect, name)
+    # each covariate's sums and pairwise products: once in the statement, whatever metrics use it
+    shared = re.findall(r"\bas (covariates__c\d+_(?:sum|c\d+))\b", sql)
+    assert len(shared) == len(set(shared)) == k + k * (k + 1) // 2, shared
+    assert {"covariates__c0_sum", f"covariates__c{k - 1}_c{k - 1}", "covariates__c0_c1"} <= set(shared)
+    # per metric only its inputs times its covariates
+    for name in ("signups__y_c0", "signups__x_c5", "pages_per_session__d_c0", "pages_per_session__xm_c5",
+                 "revenue__y_c4"):
+        assert re.search(rf"\bas {name}\b", sql), (dialect, name)
     assert not re.search(r"\bsignups__d_c0\b", sql)   # a plain metric has no denominator products
-    assert re.search(r"\bcap\d+_c4_hi\b", sql)        # signups' covariate revenue__pre capped as revenue is
+    assert not re.search(r"\brevenue__y_c5\b", sql)   # revenue's own revenue__pre is not a further covariate
+    # revenue__pre (covariate 4) is capped as the revenue metric is, by one quantile for all metrics
+    assert len(re.findall(r"\bas capcov4_hi\b", sql)) == 1 and not re.search(r"\bcapcov[0-35]_", sql)
 
 
 # -- wn run end to end ---------------------------------------------------------------------------
@@ -672,3 +678,38 @@ def test_postgres_publishes_the_same_covariate_results_as_duckdb(tmp_path: Path,
     assert_same_rows(published["duck"][1], published["pg"][1], "covariate_aggregates")
     assert any(r["cuped_covariates"] and "page_views__pre" in r["cuped_covariates"]
                for r in published["pg"][0].values())
+
+
+# -- Spark ----------------------------------------------------------------------------------------
+
+@pytest.mark.spark
+def test_spark_publishes_the_same_covariate_results_as_duckdb(spark_warehouse: Path, tmp_path: Path):
+    """The aggregates SQL transpiled for Spark, incremental mode (state + the daily series)."""
+    from conftest import spark_profiles
+    from warehouse_native.demo import DemoConfig, generate_demo
+    from warehouse_native.project import load_target
+    from warehouse_native.runner import run_experiment
+    from warehouse_native.warehouse import connect
+
+    project_dir = _with_covariates(copy_project(tmp_path / "project"))
+    for path in [*(project_dir / "metrics").glob("*.yml"), *(project_dir / "models").glob("*.sql")]:
+        path.write_text(path.read_text().replace("raw.", "raw_cupac."))
+    (project_dir / "profiles.yml").write_text(spark_profiles(spark_warehouse, "wn_cupac", tmp_path / "ref.duckdb"))
+    project = load_project(project_dir)
+    data = {name.replace("raw.", "raw_cupac."): cols for name, cols in generate_demo(DemoConfig(users=2000)).items()}
+    published = {}
+    for name, target in (("duck", load_target(project_dir, target="duck")), ("spark", load_target(project_dir))):
+        with connect(target) as adapter:
+            for relation, columns in data.items():
+                adapter.load_columns(relation, columns)
+            run = run_experiment(project, target, adapter, EXPERIMENT, as_of=AS_OF, mode="incremental")
+            assert run.status == "success", run.error
+            q = adapter.placeholder
+            published[name] = (
+                by_key(adapter.fetch(f"select * from wn_cupac.scorecard where run_id = {q}", [run.run_id])),
+                by_key(adapter.fetch(f"select * from wn_cupac.covariate_aggregates where run_id = {q}", [run.run_id]),
+                       ("metric", "variant", "dimension", "dimension_value", "covariate", "factor")),
+                by_key(adapter.fetch(f"select * from wn_cupac.scorecard_daily where run_id = {q}", [run.run_id]),
+                       ("day", "metric", "variant", "dimension", "dimension_value")))
+    for i, what in enumerate(("scorecard", "covariate_aggregates", "scorecard_daily")):
+        assert assert_same_rows(published["duck"][i], published["spark"][i], f"{what} with covariates") > 1000

@@ -48,51 +48,55 @@ class RunOutputs:
         return [dict(zip(names, row)) for row in self.scorecard]
 
 
-def moments_of(row: dict[str, Any], metric: MetricPlan) -> stats.Moments:
+def moments_of(row: dict[str, Any], metric: MetricPlan, plan: AnalysisPlan | None = None) -> stats.Moments:
+    """One metric's sums in one aggregates row; further covariates' sums only with ``plan``
+    (the pre-exposure balance check and ``wn power`` need none)."""
     values: dict[str, Any] = {"n": int(row["n"] or 0)}
     for moment in MOMENTS:
         key = f"{metric.name}__{moment}"
         if key in row:
             values[moment] = 0.0 if row[key] is None else row[key]
     moments = stats.Moments.from_row(values)
-    if not metric.covariates:
+    if not metric.covariates or plan is None:
         return moments
     # the products present follow the sums present (an arm missing from the aggregates reads
     # zeros for every moment: see _empty_row)
     return stats.Moments(**{f: getattr(moments, f) for f in stats.MOMENT_FIELDS},
-                         covariates=covariate_sums(row, metric, d=moments.is_ratio, x=moments.pre_sum is not None,
-                                                   m=moments.pre_den_sum is not None))
+                         covariates=covariate_sums(row, metric, plan, d=moments.is_ratio,
+                                                   x=moments.pre_sum is not None, m=moments.pre_den_sum is not None))
 
 
-def _sum(row: dict[str, Any], metric: MetricPlan, moment: str) -> float:
-    value = row.get(f"{metric.name}__{moment}")
+def _sum(row: dict[str, Any], column: str) -> float:
+    value = row.get(column)
     return 0.0 if value is None else float(value)
 
 
-def covariate_sums(row: dict[str, Any], metric: MetricPlan, *, d: bool | None = None, x: bool | None = None,
-                   m: bool | None = None) -> stats.CovariateSums:
-    """The further covariates' sums of one metric from a wide aggregates row (moment names:
-    :meth:`MetricPlan.covariate_products`); ``d``, ``x``, ``m``: whether the products with the
-    denominator, own covariate and its denominator are wanted (default: as the metric has them)."""
-    k = range(len(metric.covariates))
+def covariate_sums(row: dict[str, Any], metric: MetricPlan, plan: AnalysisPlan, *, d: bool | None = None,
+                   x: bool | None = None, m: bool | None = None) -> stats.CovariateSums:
+    """The further covariates' sums of one metric from a wide aggregates row: the products with
+    the metric's inputs (:meth:`MetricPlan.covariate_products`) and the covariates' own sums
+    (:meth:`AnalysisPlan.covariate_products`); ``d``, ``x``, ``m``: whether the products with
+    the denominator, own covariate and its denominator are wanted (default: as the metric has them)."""
     d = metric.is_ratio if d is None else d
     x = metric.pre_column is not None if x is None else x
     m = metric.pre_den_column is not None if m is None else m
+    at = [[c.name for c in plan.covariates].index(c.name) for c in metric.covariates]
+    shared = {(j, l): name for name, j, l in plan.covariate_products()}
 
     def column(a: str) -> tuple[float, ...]:
-        return tuple(_sum(row, metric, f"{a}_c{j}") for j in k)
+        return tuple(_sum(row, f"{metric.name}__{a}_c{j}") for j in range(len(at)))
 
     return stats.CovariateSums(
         names=tuple(c.name for c in metric.covariates),
-        sums=tuple(_sum(row, metric, f"c{j}_sum") for j in k),
-        products=tuple(tuple(_sum(row, metric, f"c{min(j, l)}_c{max(j, l)}") for l in k) for j in k),
+        sums=tuple(_sum(row, shared[(j, None)]) for j in at),
+        products=tuple(tuple(_sum(row, shared[(min(j, l), max(j, l))]) for l in at) for j in at),
         with_y=column("y"), with_d=column("d") if d else None,
         with_x=column("x") if x else None, with_m=column("xm") if m else None)
 
 
-def covariate_rows(row: dict[str, Any], metric: MetricPlan) -> list[tuple[str, str, float]]:
+def covariate_rows(row: dict[str, Any], metric: MetricPlan, plan: AnalysisPlan) -> list[tuple[str, str, float]]:
     """``covariate_aggregates`` (covariate, factor, value) of one metric's aggregates row."""
-    sums = covariate_sums(row, metric)
+    sums = covariate_sums(row, metric, plan)
     out = []
     for j, name in enumerate(sums.names):
         out.append((name, "1", sums.sums[j]))
@@ -188,16 +192,16 @@ def build_outputs(plan: AnalysisPlan, aggregates: list[dict[str, Any]], exposure
                                               dim, value, int(row["n"] or 0), *moments, m.definition_hash])
                 if m.covariates:
                     out.covariate_aggregates += [[run_id, computed_at, plan.experiment, m.name, variant, dim, value,
-                                                  *r] for r in covariate_rows(row, m)]
+                                                  *r] for r in covariate_rows(row, m, plan)]
 
     # -- comparisons -----------------------------------------------------------------------
     rows: list[dict[str, Any]] = []
     for key, by_variant in slices.items():
         control_row = by_variant.get(plan.control, empty)
         for m in plan.metrics:
-            control = moments_of(control_row, m)
+            control = moments_of(control_row, m, plan)
             for variant in plan.variants[1:]:
-                treat = moments_of(by_variant.get(variant, empty), m)
+                treat = moments_of(by_variant.get(variant, empty), m, plan)
                 rows.append(_compare_row(plan, m, key, variant, control, treat, srm_by_slice[key]))
 
     _apply_correction(plan, rows)

@@ -21,6 +21,9 @@ WindowKind = Literal["post", "pre"]
 Finish = Literal["none", "per_post_day", "per_pre_day"]
 Role = Literal["primary", "secondary", "guardrail"]
 
+#: the prefix of the aggregates columns holding the covariates' own sums
+COVARIATE_COLUMNS = "covariates"
+
 
 @dataclass(frozen=True)
 class UnitColumn:
@@ -98,18 +101,15 @@ class MetricPlan:
     def has_covariate(self) -> bool:
         return self.pre_column is not None or bool(self.covariates)
 
-    def covariate_products(self) -> tuple[tuple[str, str, str | None], ...]:
-        """The sums the further covariates add to the aggregates: (moment name, input, other
-        input or None), inputs named as in the aggregates query: ``y``, ``d``, ``x``, ``xm``
-        (value, denominator, own covariate and its denominator) and ``c<j>`` (covariate j).
-        ``c<j>_sum`` is Σc_j, ``c<j>_c<l>`` Σc_j·c_l (j ≤ l), ``<input>_c<j>`` Σinput·c_j."""
-        k = len(self.covariates)
-        out: list[tuple[str, str, str | None]] = [(f"c{j}_sum", f"c{j}", None) for j in range(k)]
-        out += [(f"c{j}_c{l}", f"c{j}", f"c{l}") for j in range(k) for l in range(j, k)]
+    def covariate_products(self) -> tuple[tuple[str, str, str], ...]:
+        """The sums of this metric's inputs times its further covariates: (moment name, input,
+        covariate), inputs named as in the aggregates query (``y``, ``d``, ``x``, ``xm``: value,
+        denominator, own covariate and its denominator); moment ``<input>_c<j>`` is
+        Σinput·c_j for the metric's j-th covariate.  The covariates' own sums and products are
+        the plan's (:meth:`AnalysisPlan.covariate_products`), the same for every metric."""
         inputs = ["y"] + (["d"] if self.is_ratio else []) + (["x"] if self.pre_column else []) \
             + (["xm"] if self.pre_den_column else [])
-        out += [(f"{a}_c{j}", a, f"c{j}") for a in inputs for j in range(k)]
-        return tuple(out)
+        return tuple((f"{a}_c{j}", a, c.name) for a in inputs for j, c in enumerate(self.covariates))
 
     @property
     def winsorized(self) -> bool:
@@ -158,6 +158,8 @@ class AnalysisPlan:
     daily_history: bool = False          # see Analysis.daily_history
     planned_end: dt.date | None = None   # the experiment's last day (None: open-ended)
     decision_rule: Rule = Rule()         # the experiment's decision: settings
+    # analysis.covariates used by some metric (each metric's own are MetricPlan.covariates)
+    covariates: tuple[CovariatePlan, ...] = ()
 
     @property
     def scan_start(self) -> dt.datetime:
@@ -168,9 +170,18 @@ class AnalysisPlan:
     def metric(self, name: str) -> MetricPlan:
         return next(m for m in self.metrics if m.name == name)
 
+    def covariate_products(self) -> tuple[tuple[str, int, int | None], ...]:
+        """The covariates' own sums, computed once for every metric: (column, j, l or None):
+        ``covariates__c<j>_sum`` is Σc_j and ``covariates__c<j>_c<l>`` Σc_j·c_l (j ≤ l), j and l
+        indexes into :attr:`covariates`.  (No metric's column can have these names: a metric's
+        moments never start with ``c<digit>``.)"""
+        k = len(self.covariates)
+        return tuple([(f"{COVARIATE_COLUMNS}__c{j}_sum", j, None) for j in range(k)]
+                     + [(f"{COVARIATE_COLUMNS}__c{j}_c{l}", j, l) for j in range(k) for l in range(j, k)])
+
     def fingerprint(self) -> str:
         data = asdict(self)
-        for m in data["metrics"]:   # a plan without covariates keeps the fingerprint it had before them
+        for m in [data, *data["metrics"]]:   # a plan without covariates keeps the fingerprint it had before them
             if not m["covariates"]:
                 del m["covariates"]
         blob = json.dumps(data, default=str, sort_keys=True)

@@ -150,7 +150,8 @@ def build_plan(project: Project, experiment: Experiment, *, as_of: dt.date, sche
             description=metric.description, definition_hash=definition_hash(metric, project)))
 
     # each covariate's column, in its metric's source scan, unless a CUPED metric made it already
-    for cov in covariates if any(m.covariates for m in metric_plans) else ():
+    covariates = covariates if any(m.covariates for m in metric_plans) else ()
+    for cov in covariates:
         metric = project.metrics[covariate_metric(cov.name)]
         cols = columns_by_source.setdefault(metric.source, [])
         if all(c.name != cov.name for c in cols):
@@ -177,7 +178,7 @@ def build_plan(project: Project, experiment: Experiment, *, as_of: dt.date, sche
         alternative=analysis.alternative, sequential=analysis.sequential, bayesian=analysis.bayesian,
         prior_mean=analysis.prior.mean, prior_sd=analysis.prior.sd, daily_history=analysis.daily_history,
         planned_end=experiment.end,
-        decision_rule=Rule(**experiment.decision.model_dump()),
+        decision_rule=Rule(**experiment.decision.model_dump()), covariates=covariates,
         models=render_models(project, schema))
 
 

@@ -211,15 +211,18 @@ def _finish(c: UnitColumn, ref: str, plan: AnalysisPlan, end: tuple[str, str] | 
 
 def _metric_inputs(m: MetricPlan) -> list[tuple[str, str, float | None, float | None]]:
     """(input key, unit-metrics column, winsorization quantiles) of each per-unit input of a
-    metric: ``y``, ``d``, ``x``, ``xm`` capped as the metric says, further covariates ``c<j>``
-    as their own metrics say."""
-    own = [(key, col, m.winsor_lower, m.winsor_upper) for key, col in
-           (("y", m.value_column), ("d", m.den_column), ("x", m.pre_column), ("xm", m.pre_den_column))
-           if col is not None]
-    return own + [(f"c{j}", c.name, c.winsor_lower, c.winsor_upper) for j, c in enumerate(m.covariates)]
+    metric: ``y``, ``d``, ``x``, ``xm``, capped as the metric says."""
+    return [(key, col, m.winsor_lower, m.winsor_upper) for key, col in
+            (("y", m.value_column), ("d", m.den_column), ("x", m.pre_column), ("xm", m.pre_den_column))
+            if col is not None]
 
 
-def _moments(index: int, m: MetricPlan) -> list[tuple[str, str]]:
+def _covariate_input(plan: AnalysisPlan, name: str) -> str:
+    """The aggregates query's column of a further covariate (one for every metric using it)."""
+    return f"cov{[c.name for c in plan.covariates].index(name)}"
+
+
+def _moments(index: int, m: MetricPlan, plan: AnalysisPlan) -> list[tuple[str, str]]:
     y, d, x, xm = (f"m{index}_{k}" for k in ("y", "d", "x", "xm"))
     out = [("sum", y), ("sum_sq", f"{y} * {y}")]
     if m.is_ratio:
@@ -230,9 +233,14 @@ def _moments(index: int, m: MetricPlan) -> list[tuple[str, str]]:
             out += [("pre_den_sum", xm), ("pre_den_sum_sq", f"{xm} * {xm}"),
                     ("pre_num_den_sum", f"{x} * {xm}"), ("num_pre_den_sum", f"{y} * {xm}"),
                     ("den_pre_sum", f"{d} * {x}"), ("den_pre_den_sum", f"{d} * {xm}")]
-    for name, a, b in m.covariate_products():   # CUPAC: sums and products of further covariates
-        out.append((name, f"m{index}_{a}" if b is None else f"m{index}_{a} * m{index}_{b}"))
+    for name, a, cov in m.covariate_products():   # CUPAC: the metric's inputs times its covariates
+        out.append((name, f"m{index}_{a} * {_covariate_input(plan, cov)}"))
     return out
+
+
+def _covariate_moments(plan: AnalysisPlan) -> list[tuple[str, str]]:
+    """The covariates' own sums and products, once per query (whatever metrics use them)."""
+    return [(name, f"cov{j}" if l is None else f"cov{j} * cov{l}") for name, j, l in plan.covariate_products()]
 
 
 # -- step selects (DuckDB dialect) -----------------------------------------------------
@@ -278,28 +286,30 @@ def _aggregates_select(plan: AnalysisPlan, rel: dict[str, str], by: str | None =
     caps: list[dict] = []
     measure: list[str] = []
     exprs: dict[str, str] = {}
-    for i, m in enumerate(plan.metrics):
-        for key, col, lower, upper in _metric_inputs(m):
-            name = f"m{i}_{key}"
-            lo = hi = None
-            if lower is not None:
-                lo = f"cap{i}_{key}_lo"
-                caps.append({"name": lo, "column": col, "quantile": lower})
-            if upper is not None:
-                hi = f"cap{i}_{key}_hi"
-                caps.append({"name": hi, "column": col, "quantile": upper})
-            value = f"analysed.{col}"
-            if hi:
-                value = f"least({value}, caps.{hi})"
-            if lo:
-                value = f"greatest({value}, caps.{lo})"
-            measure.append(name)
-            exprs[name] = value
+    # (name in the query, stem of its caps' names, unit-metrics column, winsorization quantiles)
+    inputs = [(f"m{i}_{key}", f"cap{i}_{key}", col, lower, upper)
+              for i, m in enumerate(plan.metrics) for key, col, lower, upper in _metric_inputs(m)]
+    inputs += [(f"cov{j}", f"capcov{j}", c.name, c.winsor_lower, c.winsor_upper) for j, c in enumerate(plan.covariates)]
+    for name, stem, col, lower, upper in inputs:
+        lo = hi = None
+        if lower is not None:
+            lo = f"{stem}_lo"
+            caps.append({"name": lo, "column": col, "quantile": lower})
+        if upper is not None:
+            hi = f"{stem}_hi"
+            caps.append({"name": hi, "column": col, "quantile": upper})
+        value = f"analysed.{col}"
+        if hi:
+            value = f"least({value}, caps.{hi})"
+        if lo:
+            value = f"greatest({value}, caps.{lo})"
+        measure.append(name)
+        exprs[name] = value
     return _ENV.get_template("aggregates.sql.j2").render(
         plan=plan, rel=rel, caps=caps, measure_columns=measure, literal=literal, by=by,
         dimensions=() if by else plan.dimensions,
         capped=lambda name: exprs[name],
-        moments=lambda m: _moments(plan.metrics.index(m), m))
+        moments=lambda m: _moments(plan.metrics.index(m), m, plan), covariate_moments=_covariate_moments(plan))
 
 
 # -- dialect + strategy ----------------------------------------------------------------
