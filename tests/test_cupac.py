@@ -25,7 +25,6 @@ import datetime as dt
 import math
 import re
 import shutil
-import time
 import warnings
 from pathlib import Path
 
@@ -45,7 +44,8 @@ from warehouse_native.errors import ProjectError
 from warehouse_native.plan import build_plan
 from warehouse_native.project import load_project
 from warehouse_native.sql import DIALECTS, compile_plan
-from warehouse_native.stats import CovariateSums, Moments, StatsInputError, compare
+from warehouse_native.stats import (CovariateSums, Moments, StatsInputError, bayesian_summary, compare,
+                                    guardrail_check, sequential_compare)
 
 REL = 1e-9
 
@@ -228,6 +228,26 @@ def test_only_redundant_further_covariates_give_single_covariate_cuped_with_a_no
     assert flat.reason == "CUPED not applied: no covariate has variance within the arms"
 
 
+def test_sequential_bayesian_and_guardrail_use_the_same_adjustment():
+    """The opt-in methods share the pair (θ, adjusted means) with compare()."""
+    rng = np.random.default_rng(13)
+    control, variant = _plain_arm(rng, 800, 0.0), _plain_arm(rng, 800, 0.3)
+    arms = [Moments.from_values(a[0], x=a[1], covariates={k: a[2][k] for k in ("a__pre", "conv__pre")})
+            for a in (control, variant)]
+    fixed = compare(*arms, cuped=True)
+    single = compare(*(Moments.from_values(a[0], x=a[1]) for a in (control, variant)), cuped=True)
+    seq = sequential_compare(*arms, cuped=True)
+    assert seq.cuped and seq.abs_delta == pytest.approx(fixed.abs_delta, rel=1e-12)
+    assert seq.ci_upper - seq.ci_lower > fixed.abs_ci_upper - fixed.abs_ci_lower   # always-valid: wider
+    bayes = bayesian_summary(*arms, direction="increase", cuped=True)
+    bayes_single = bayesian_summary(*(Moments.from_values(a[0], x=a[1]) for a in (control, variant)),
+                                    direction="increase", cuped=True)
+    assert bayes.cuped and bayes.posterior_sd < bayes_single.posterior_sd   # more covariates, less noise
+    guard = guardrail_check(*arms, direction="increase", cuped=True)
+    assert guard.cuped and guard.rel_delta == pytest.approx(fixed.rel_delta, rel=1e-12)
+    assert fixed.std_error < single.std_error
+
+
 def test_covariate_sums_are_checked():
     with pytest.raises(StatsInputError, match="unique"):
         CovariateSums(names=("a", "a"), sums=(1, 1), products=((1, 1), (1, 1)), with_y=(1, 1))
@@ -273,7 +293,6 @@ def test_aa_false_positive_rate_with_several_covariates_stays_at_alpha():
     about k/N to the variance, here 0.8%, i.e. a rate near 5.1%), and the covariates really
     reduce the variance."""
     rng = np.random.default_rng(20261101)
-    t0 = time.perf_counter()
     p_values, reductions = [], []
     for _ in range(10):                                     # in chunks: bounded memory
         for control, variant in _aa_arms(rng, 1000, 250):
@@ -284,7 +303,6 @@ def test_aa_false_positive_rate_with_several_covariates_stays_at_alpha():
     rate = float(np.mean(np.array(p_values) < 0.05))
     assert 0.04 <= rate <= 0.06, rate
     assert np.mean(reductions) > 0.5
-    assert time.perf_counter() - t0 < 20
 
 
 # -- validation, plan, SQL ---------------------------------------------------------------------
