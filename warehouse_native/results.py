@@ -2,8 +2,9 @@
 
 Input: the wide ``aggregates`` rows (one per variant x slice, ``<metric>__<moment>``
 columns) and the unit count per exposure variant.  Output: long ``metric_aggregates``
-rows, ``scorecard`` rows (stats layer), ``health_checks`` rows (SRM, multi-exposure, unknown
-variants, pre-exposure balance, exposure gaps) and the run's ``decisions`` row.
+rows (and ``covariate_aggregates`` rows for further CUPED covariates), ``scorecard`` rows
+(stats layer), ``health_checks`` rows (SRM, multi-exposure, unknown variants, pre-exposure
+balance, exposure gaps) and the run's ``decisions`` row.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ MULTIPLE = "__multiple__"
 @dataclass
 class RunOutputs:
     metric_aggregates: list[list[Any]] = field(default_factory=list)
+    covariate_aggregates: list[list[Any]] = field(default_factory=list)   # analysis.covariates only
     scorecard: list[list[Any]] = field(default_factory=list)
     health: list[list[Any]] = field(default_factory=list)
     decisions: list[list[Any]] = field(default_factory=list)   # one row: the run's decision
@@ -47,13 +49,70 @@ class RunOutputs:
         return [dict(zip(names, row)) for row in self.scorecard]
 
 
-def moments_of(row: dict[str, Any], metric: MetricPlan) -> stats.Moments:
-    values = {"n": int(row["n"] or 0)}
+def moments_of(row: dict[str, Any], metric: MetricPlan, plan: AnalysisPlan | None = None) -> stats.Moments:
+    """One metric's sums in one aggregates row; further covariates' sums only with ``plan``
+    (the pre-exposure balance check and ``wn power`` need none)."""
+    values: dict[str, Any] = {"n": int(row["n"] or 0)}
     for moment in MOMENTS:
         key = f"{metric.name}__{moment}"
         if key in row:
             values[moment] = 0.0 if row[key] is None else row[key]
-    return stats.Moments.from_row(values)
+    moments = stats.Moments.from_row(values)
+    if not metric.covariates or plan is None:
+        return moments
+    # the products present follow the sums present (an arm missing from the aggregates reads
+    # zeros for every moment: see _empty_row)
+    return stats.Moments(**{f: getattr(moments, f) for f in stats.MOMENT_FIELDS},
+                         covariates=covariate_sums(row, metric, plan, d=moments.is_ratio,
+                                                   x=moments.pre_sum is not None, m=moments.pre_den_sum is not None))
+
+
+def _sum(row: dict[str, Any], column: str) -> float:
+    value = row.get(column)
+    return 0.0 if value is None else float(value)
+
+
+def covariate_sums(row: dict[str, Any], metric: MetricPlan, plan: AnalysisPlan, *, d: bool | None = None,
+                   x: bool | None = None, m: bool | None = None) -> stats.CovariateSums:
+    """The further covariates' sums of one metric from a wide aggregates row: the products with
+    the metric's inputs (:meth:`MetricPlan.covariate_products`) and the covariates' own sums
+    (:meth:`AnalysisPlan.covariate_products`); ``d``, ``x``, ``m``: whether the products with
+    the denominator, own covariate and its denominator are wanted (default: as the metric has them)."""
+    d = metric.is_ratio if d is None else d
+    x = metric.pre_column is not None if x is None else x
+    m = metric.pre_den_column is not None if m is None else m
+    at = [[c.name for c in plan.covariates].index(c.name) for c in metric.covariates]
+    shared = {(j, l): name for name, j, l in plan.covariate_products()}
+
+    def column(a: str) -> tuple[float, ...]:
+        return tuple(_sum(row, f"{metric.name}__{a}_c{j}") for j in range(len(at)))
+
+    return stats.CovariateSums(
+        names=tuple(c.name for c in metric.covariates),
+        sums=tuple(_sum(row, shared[(j, None)]) for j in at),
+        products=tuple(tuple(_sum(row, shared[(min(j, l), max(j, l))]) for l in at) for j in at),
+        with_y=column("y"), with_d=column("d") if d else None,
+        with_x=column("x") if x else None, with_m=column("xm") if m else None)
+
+
+def covariate_rows(row: dict[str, Any], metric: MetricPlan, plan: AnalysisPlan) -> list[tuple[str, str, float]]:
+    """``covariate_aggregates`` (covariate, factor, value) of one metric's aggregates row."""
+    sums = covariate_sums(row, metric, plan)
+    out = []
+    for j, name in enumerate(sums.names):
+        out.append((name, "1", sums.sums[j]))
+        for factor, column in (("y", sums.with_y), ("d", sums.with_d), ("x", sums.with_x), ("m", sums.with_m)):
+            if column is not None:
+                out.append((name, factor, column[j]))
+        out += [(name, other, sums.products[j][l]) for l, other in enumerate(sums.names) if l >= j]
+    return out
+
+
+def applied_covariates(c: stats.Comparison, metric: MetricPlan) -> str | None:
+    """``scorecard.cuped_covariates``: the covariates CUPED applied, comma-separated."""
+    if not c.cuped:
+        return None
+    return ",".join(f"{metric.name}__pre" if name == stats.OWN_COVARIATE else name for name, _ in c.covariates)
 
 
 def _slices(aggregates: list[dict[str, Any]]) -> dict[SliceKey, dict[str, dict[str, Any]]]:
@@ -160,6 +219,9 @@ def build_outputs(plan: AnalysisPlan, aggregates: list[dict[str, Any]], exposure
                 out.metric_aggregates.append([run_id, computed_at, plan.experiment, m.name, m.type, variant,
                                               dim, value, int(row["n"] or 0), *moments, m.definition_hash,
                                               *_quantile_fields(plan, m, row)])
+                if m.covariates:
+                    out.covariate_aggregates += [[run_id, computed_at, plan.experiment, m.name, variant, dim, value,
+                                                  *r] for r in covariate_rows(row, m, plan)]
 
     # -- comparisons -----------------------------------------------------------------------
     rows: list[dict[str, Any]] = []
@@ -202,7 +264,7 @@ def arm_of(plan: AnalysisPlan, row: dict[str, Any], m: MetricPlan) -> Arm:
     metric's quantile and outer interval (at the z of the plan's confidence)."""
     if m.is_percentile:
         return stats.QuantileArm.from_row(row, m.name, stats.outer_z(plan.confidence))
-    return moments_of(row, m)
+    return moments_of(row, m, plan)
 
 
 def _units(arm: Arm) -> int:
@@ -237,6 +299,7 @@ def _compare_row(plan: AnalysisPlan, m: MetricPlan, key: SliceKey, variant: str,
         "rel_delta": c.rel_delta, "rel_ci_lower": c.rel_ci_lower, "rel_ci_upper": c.rel_ci_upper,
         "p_value": c.p_value, "cuped": c.cuped, "variance_reduction": c.variance_reduction,
         "std_error": c.std_error, "dof": c.dof, "cuped_theta": c.theta,
+        "cuped_covariates": applied_covariates(c, m),
         "srm_status": srm.status, "reason": c.reason,
         "_control": control, "_variant": treat,
     }

@@ -333,7 +333,8 @@ def _publication(schema: str, plan: AnalysisPlan, result: RunResult, target: Tar
         state_writes=compiled.state_writes,
         state_row=incremental.state_row(plan, result.run_id, spec, compiled.state_tables) if spec else None,
         state_tables=compiled.state_tables,
-        rows=[("metric_aggregates", outputs.metric_aggregates), ("scorecard", outputs.scorecard),
+        rows=[("metric_aggregates", outputs.metric_aggregates), ("covariate_aggregates", outputs.covariate_aggregates),
+              ("scorecard", outputs.scorecard),
               ("health_checks", outputs.health), ("decisions", outputs.decisions)],
         run_row=run_row, tag=result.run_id.split("_")[-1], series=daily_rows if spec else None)
 

@@ -23,6 +23,9 @@ WindowKind = Literal["post", "pre"]
 Finish = Literal["none", "per_post_day", "per_pre_day", "eligible", "funnel"]
 Role = Literal["primary", "secondary", "guardrail"]
 
+#: the prefix of the aggregates columns holding the covariates' own sums
+COVARIATE_COLUMNS = "covariates"
+
 
 @dataclass(frozen=True)
 class UnitColumn:
@@ -96,6 +99,17 @@ QUANTILE_STEP_PREFIX = "quantiles__"
 
 
 @dataclass(frozen=True)
+class CovariatePlan:
+    """A further CUPED covariate (``analysis.covariates``): another metric's pre-exposure value
+    per unit, read from the unit-metrics column ``name`` (``<metric>__pre``) and capped as that
+    metric's ``winsorize`` says."""
+
+    name: str
+    winsor_lower: float | None = None
+    winsor_upper: float | None = None
+
+
+@dataclass(frozen=True)
 class MetricPlan:
     """How one analysed metric is read from the unit-metrics columns."""
 
@@ -108,6 +122,7 @@ class MetricPlan:
     den_column: str | None = None      # ratio-like: per-unit denominator
     pre_column: str | None = None      # CUPED covariate (pre numerator for ratio-like)
     pre_den_column: str | None = None  # ratio-like CUPED: pre denominator
+    covariates: tuple[CovariatePlan, ...] = ()   # further covariates, besides pre_column
     winsor_lower: float | None = None
     winsor_upper: float | None = None
     max_regression: float = 0.0
@@ -125,7 +140,17 @@ class MetricPlan:
 
     @property
     def has_covariate(self) -> bool:
-        return self.pre_column is not None
+        return self.pre_column is not None or bool(self.covariates)
+
+    def covariate_products(self) -> tuple[tuple[str, str, str], ...]:
+        """The sums of this metric's inputs times its further covariates: (moment name, input,
+        covariate), inputs named as in the aggregates query (``y``, ``d``, ``x``, ``xm``: value,
+        denominator, own covariate and its denominator); moment ``<input>_c<j>`` is
+        Σinput·c_j for the metric's j-th covariate.  The covariates' own sums and products are
+        the plan's (:meth:`AnalysisPlan.covariate_products`), the same for every metric."""
+        inputs = ["y"] + (["d"] if self.is_ratio else []) + (["x"] if self.pre_column else []) \
+            + (["xm"] if self.pre_den_column else [])
+        return tuple((f"{a}_c{j}", a, c.name) for a in inputs for j, c in enumerate(self.covariates))
 
     @property
     def winsorized(self) -> bool:
@@ -147,7 +172,7 @@ class ExposurePlan:
 # plan fields added after fingerprints were first stored (wn.runs, the daily series' key): left
 # out of the fingerprint while they hold this value, so a plan that does not use them keeps
 # the fingerprint it had before they existed
-_ADDED_FIELDS: dict[str, object] = {"dimension_limits": (), "quantiles": (), "kind": "ab", "freshness": ()}
+_ADDED_FIELDS: dict[str, object] = {"dimension_limits": (), "quantiles": (), "kind": "ab", "freshness": (), "covariates": ()}
 
 
 @dataclass(frozen=True)
@@ -202,6 +227,8 @@ class AnalysisPlan:
         return tuple(m for m in self.metrics if not m.is_percentile)
     kind: str = "ab"                     # ab | holdout (every metric read for regression)
     freshness: tuple[SourceFreshness, ...] = ()   # the sources whose newest row is checked
+    # analysis.covariates used by some metric (each metric's own are MetricPlan.covariates)
+    covariates: tuple[CovariatePlan, ...] = ()
 
     @property
     def scan_start(self) -> dt.datetime:
@@ -215,10 +242,22 @@ class AnalysisPlan:
     def quantile(self, name: str) -> QuantileQuery:
         return next(q for q in self.quantiles if q.metric == name)
 
+    def covariate_products(self) -> tuple[tuple[str, int, int | None], ...]:
+        """The covariates' own sums, computed once for every metric: (column, j, l or None):
+        ``covariates__c<j>_sum`` is Σc_j and ``covariates__c<j>_c<l>`` Σc_j·c_l (j ≤ l), j and l
+        indexes into :attr:`covariates`.  (No metric's column can have these names: a metric's
+        moments never start with ``c<digit>``.)"""
+        k = len(self.covariates)
+        return tuple([(f"{COVARIATE_COLUMNS}__c{j}_sum", j, None) for j in range(k)]
+                     + [(f"{COVARIATE_COLUMNS}__c{j}_c{l}", j, l) for j in range(k) for l in range(j, k)])
+
     def fingerprint(self) -> str:
         fields = asdict(self)
         for name, default in _ADDED_FIELDS.items():   # so that adding them changes no fingerprint
             if fields.get(name) == default:
                 del fields[name]
+        for m in fields["metrics"]:   # a plan without covariates keeps the fingerprint it had before them
+            if not m["covariates"]:
+                del m["covariates"]
         blob = json.dumps(fields, default=str, sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]

@@ -11,7 +11,9 @@ from ..errors import CompileError
 from ..project import Experiment, Metric, Project, Source
 from ..project.models import render_sql
 from ..decision import Rule
-from .analysis_plan import AnalysisPlan, ExposurePlan, MetricPlan, QuantileQuery, SourceFreshness, SourceScan, UnitColumn
+from ..project.config_models import COVARIATE_SUFFIX
+from .analysis_plan import (AnalysisPlan, CovariatePlan, ExposurePlan, MetricPlan, QuantileQuery, SourceFreshness,
+                            SourceScan, UnitColumn)
 
 _AGG_OF = {
     "count": "count",
@@ -100,6 +102,21 @@ def definition_hash(metric: Metric, project: Project) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
+def covariate_metric(name: str) -> str:
+    """The catalog metric a covariate names: ``signups__pre`` -> ``signups``."""
+    return name.removesuffix(COVARIATE_SUFFIX)
+
+
+def covariate_plans(project: Project, experiment: Experiment) -> tuple[CovariatePlan, ...]:
+    """``analysis.covariates`` as plan objects, each capped as its metric's ``winsorize`` says."""
+    out = []
+    for name in experiment.analysis.covariates:
+        w = project.metrics[covariate_metric(name)].winsorize
+        out.append(CovariatePlan(name=name, winsor_lower=w.lower if w else None,
+                                 winsor_upper=w.upper if w else None))
+    return tuple(out)
+
+
 def metric_roles(project: Project, experiment: Experiment) -> list[tuple[Metric, str]]:
     roles: list[tuple[Metric, str]] = []
     seen: set[str] = set()
@@ -154,6 +171,7 @@ def build_plan(project: Project, experiment: Experiment, *, as_of: dt.date, sche
     columns_by_source: dict[str, list[UnitColumn]] = {}
     metric_plans: list[MetricPlan] = []
     quantiles: list[QuantileQuery] = []
+    covariates = covariate_plans(project, experiment) if analysis.cuped else ()
 
     def add_columns(metric: Metric, prefix: str, with_pre: bool) -> tuple[str, str | None, str | None, str | None]:
         src = metric.source
@@ -174,7 +192,7 @@ def build_plan(project: Project, experiment: Experiment, *, as_of: dt.date, sche
         return post[0].name, den, pre, pre_den
 
     for metric, role in metric_roles(project, experiment):
-        with_pre = analysis.cuped and metric.cuped and metric.type != "funnel"
+        with_pre = analysis.cuped and metric.cuped and metric.type != "funnel" and not metric.is_event_level
         if metric.is_event_level:   # percentile: its own statement over the events, no unit column
             quantiles.append(_quantile_query(project, metric, unit, schema))
             value = ""
@@ -188,14 +206,24 @@ def build_plan(project: Project, experiment: Experiment, *, as_of: dt.date, sche
             value, den, pre, pre_den = add_columns(metric, metric.name, with_pre)
         lower = metric.winsorize.lower if metric.winsorize else None
         upper = metric.winsorize.upper if metric.winsorize else None
+        # CUPAC: the listed covariates besides the metric's own pre-period value (never twice)
+        extra = tuple(c for c in covariates if c.name != metric.name + COVARIATE_SUFFIX) if with_pre else ()
         metric_plans.append(MetricPlan(
             name=metric.name, type=metric.type, role=role, direction=metric.direction,
             tags=tuple(metric.tags), value_column=value, den_column=den, pre_column=pre,
-            pre_den_column=pre_den, winsor_lower=lower, winsor_upper=upper,
+            pre_den_column=pre_den, covariates=extra, winsor_lower=lower, winsor_upper=upper,
             max_regression=_margin(metric, experiment),
             description=metric.description, definition_hash=definition_hash(metric, project)))
         if metric.type == "funnel":
             metric_plans.extend(_funnel_steps(metric, metric_plans[-1]))
+
+    # each covariate's column, in its metric's source scan, unless a CUPED metric made it already
+    covariates = covariates if any(m.covariates for m in metric_plans) else ()
+    for cov in covariates:
+        metric = project.metrics[covariate_metric(cov.name)]
+        cols = columns_by_source.setdefault(metric.source, [])
+        if all(c.name != cov.name for c in cols):
+            cols.extend(_measure(metric, cov.name, "pre", analysis.cuped_days))
 
     scans = []
     for src_name in sorted(columns_by_source):
@@ -222,7 +250,7 @@ def build_plan(project: Project, experiment: Experiment, *, as_of: dt.date, sche
         bayesian=analysis.bayesian,
         prior_mean=analysis.prior.mean, prior_sd=analysis.prior.sd, daily_history=analysis.daily_history,
         planned_end=experiment.end, kind=experiment.kind,
-        decision_rule=Rule(kind=experiment.kind, **experiment.decision.model_dump()),
+        decision_rule=Rule(kind=experiment.kind, **experiment.decision.model_dump()), covariates=covariates,
         freshness=freshness_targets(project, list(dict.fromkeys(
             [exp_source.name] + [s.source for s in scans] + [q.source for q in quantiles])), schema),
         models=render_models(project, schema), quantiles=tuple(quantiles))

@@ -317,10 +317,17 @@ class Prior(_Frozen):
     sd: float = Field(default=0.3, gt=0)
 
 
+COVARIATE_SUFFIX = "__pre"
+
+
 class Analysis(_Frozen):
     confidence: float = Field(default=0.95, gt=0.5, lt=1)
     cuped: bool = True
     cuped_days: int = Field(default=14, ge=1, le=365)
+    # CUPAC: further covariates of every CUPED metric besides its own pre-period value, each a
+    # catalog metric's pre-exposure value per unit, written '<metric>__pre' (checked against
+    # the catalog by project.loader; docs/statistics.md, "Several covariates")
+    covariates: list[str] = []
     correction: Literal["none", "bonferroni", "holm", "bh"] = "holm"
     alternative: Literal["two-sided", "one-sided"] = "two-sided"
     sequential: bool = False

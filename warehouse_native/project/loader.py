@@ -17,7 +17,7 @@ from pydantic import BaseModel, ValidationError
 from sqlglot.errors import ParseError
 
 from ..errors import ProblemCollector
-from .config_models import EVENT_LEVEL, RATIO_LIKE, Experiment, Metric, Source
+from .config_models import COVARIATE_SUFFIX, EVENT_LEVEL, RATIO_LIKE, Experiment, Metric, Source
 from .expressions import check_filter, check_value
 from .models import Model, load_model_files, render_sql, topological_order
 from .yaml_loader import LineDict, LineList, load_yaml_file, locate
@@ -347,6 +347,8 @@ def _check_experiment(e: Experiment, node: LineDict, file: str, project: Project
     for msg, path, hint in holdout_problems(e):
         add(msg, ".".join(path), hint, list(path))
 
+    _check_covariates(e, project, add)
+
 
 def holdout_problems(e: Experiment) -> list[tuple[str, tuple[str, ...], str]]:
     """Settings that make no sense for the experiment's kind: (message, field path, fix).
@@ -376,6 +378,52 @@ def holdout_problems(e: Experiment) -> list[tuple[str, tuple[str, ...], str]]:
                     "units; a holdout is the small group kept away from the features", ("variants",),
                     "mark the small held-out group with control: true (e.g. 5% holdout, 95% features)"))
     return out
+
+
+def _check_covariates(e: Experiment, project: Project, add) -> None:
+    """``analysis.covariates``: each '<metric>__pre' of a catalog metric with one number per
+    unit of the experiment's unit type, listed once, with CUPED on."""
+    fld = "analysis.covariates"
+    if e.analysis.covariates and not e.analysis.cuped:
+        add("covariates are CUPED covariates, but analysis.cuped is false", fld,
+            "set 'cuped: true' or remove 'covariates'", ["analysis", "covariates"])
+    seen: set[str] = set()
+    for i, name in enumerate(e.analysis.covariates):
+        path = ["analysis", "covariates", i]
+        if name in seen:
+            add(f"covariate '{name}' is listed twice", fld, "list each covariate once", path)
+            continue
+        seen.add(name)
+        if not name.endswith(COVARIATE_SUFFIX):
+            known = f"'{name}{COVARIATE_SUFFIX}'" if name in project.metrics else f"'<metric>{COVARIATE_SUFFIX}'"
+            add(f"covariate '{name}' does not end in '{COVARIATE_SUFFIX}'", fld,
+                f"a covariate is a catalog metric's pre-exposure value: write {known}", path)
+            continue
+        base = name.removesuffix(COVARIATE_SUFFIX)
+        metric = project.metrics.get(base)
+        if metric is None:
+            near = _nearest(base, project.metrics)
+            add(f"covariate '{name}' names no catalog metric '{base}'", fld,
+                f"did you mean '{near}{COVARIATE_SUFFIX}'?" if near
+                else f"name a metric of metrics/*.yml, followed by '{COVARIATE_SUFFIX}'", path)
+            continue
+        if metric.type in ("funnel", "percentile"):
+            add(f"covariate '{name}': '{base}' is a {metric.type} metric, which has no pre-exposure value "
+                "per unit", fld, f"use a count, sum, conversion or active-days metric of the same rows, e.g. "
+                f"'<metric>{COVARIATE_SUFFIX}'", path)
+            continue
+        if metric.type in RATIO_LIKE:
+            parts = ("its numerator or denominator metric" if metric.type == "ratio"
+                     else "a conversion metric with the same filter" if metric.type == "retention"
+                     else "a sum or count metric of the same rows")
+            add(f"covariate '{name}': '{base}' is a {metric.type} metric, not one number per unit "
+                "(its per-unit ratio is undefined for units without rows)", fld,
+                f"use {parts} instead, e.g. '<metric>{COVARIATE_SUFFIX}'", path)
+            continue
+        if _resolvable(metric, project) and e.unit not in project.metric_units(metric):
+            add(f"covariate '{name}': the source '{metric.source}' of metric '{base}' has no "
+                f"'{e.unit}' unit (the experiment's unit)", fld,
+                f"use a metric on '{e.unit}' units, or add a '{e.unit}' column to the source's 'units'", path)
 
 
 def _resolvable(metric: Metric, project: Project) -> bool:
@@ -410,10 +458,15 @@ def _check_variants(node: LineDict, file: str, label: str, out: ProblemCollector
                     field="variants", hint="make the weights add up to 1 (e.g. 0.25 each for four variants)")
 
 
-def _closest(name: str | None, known: dict[str, Any]) -> str | None:
+def _nearest(name: str | None, known: dict[str, Any]) -> str | None:
     import difflib
 
     if not name:
         return None
     match = difflib.get_close_matches(name, list(known), n=1)
-    return f"did you mean '{match[0]}'?" if match else None
+    return match[0] if match else None
+
+
+def _closest(name: str | None, known: dict[str, Any]) -> str | None:
+    match = _nearest(name, known)
+    return f"did you mean '{match}'?" if match else None

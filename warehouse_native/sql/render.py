@@ -252,11 +252,20 @@ def _funnel_step(c: UnitColumn, ref: str, ref_of) -> str:
     return f"cast(case when {' and '.join(parts)} then 1 else 0 end as double)"
 
 
-def _metric_inputs(m: MetricPlan) -> dict[str, str | None]:
-    return {"y": m.value_column, "d": m.den_column, "x": m.pre_column, "xm": m.pre_den_column}
+def _metric_inputs(m: MetricPlan) -> list[tuple[str, str, float | None, float | None]]:
+    """(input key, unit-metrics column, winsorization quantiles) of each per-unit input of a
+    metric: ``y``, ``d``, ``x``, ``xm``, capped as the metric says."""
+    return [(key, col, m.winsor_lower, m.winsor_upper) for key, col in
+            (("y", m.value_column), ("d", m.den_column), ("x", m.pre_column), ("xm", m.pre_den_column))
+            if col is not None]
 
 
-def _moments(index: int, m: MetricPlan) -> list[tuple[str, str]]:
+def _covariate_input(plan: AnalysisPlan, name: str) -> str:
+    """The aggregates query's column of a further covariate (one for every metric using it)."""
+    return f"cov{[c.name for c in plan.covariates].index(name)}"
+
+
+def _moments(index: int, m: MetricPlan, plan: AnalysisPlan) -> list[tuple[str, str]]:
     y, d, x, xm = (f"m{index}_{k}" for k in ("y", "d", "x", "xm"))
     out = [("sum", y), ("sum_sq", f"{y} * {y}")]
     if m.is_ratio:
@@ -267,7 +276,14 @@ def _moments(index: int, m: MetricPlan) -> list[tuple[str, str]]:
             out += [("pre_den_sum", xm), ("pre_den_sum_sq", f"{xm} * {xm}"),
                     ("pre_num_den_sum", f"{x} * {xm}"), ("num_pre_den_sum", f"{y} * {xm}"),
                     ("den_pre_sum", f"{d} * {x}"), ("den_pre_den_sum", f"{d} * {xm}")]
+    for name, a, cov in m.covariate_products():   # CUPAC: the metric's inputs times its covariates
+        out.append((name, f"m{index}_{a} * {_covariate_input(plan, cov)}"))
     return out
+
+
+def _covariate_moments(plan: AnalysisPlan) -> list[tuple[str, str]]:
+    """The covariates' own sums and products, once per query (whatever metrics use them)."""
+    return [(name, f"cov{j}" if l is None else f"cov{j} * cov{l}") for name, j, l in plan.covariate_products()]
 
 
 # -- step selects (DuckDB dialect) -----------------------------------------------------
@@ -314,32 +330,32 @@ def _aggregates_select(plan: AnalysisPlan, rel: dict[str, str], by: str | None =
     measure: list[str] = []
     exprs: dict[str, str] = {}
     metrics = plan.unit_level_metrics   # a percentile metric has its own statement (quantiles__<metric>)
-    for i, m in enumerate(metrics):
-        for key, col in _metric_inputs(m).items():
-            if col is None:
-                continue
-            name = f"m{i}_{key}"
-            lo = hi = None
-            if m.winsor_lower is not None:
-                lo = f"cap{i}_{key}_lo"
-                caps.append({"name": lo, "column": col, "quantile": m.winsor_lower})
-            if m.winsor_upper is not None:
-                hi = f"cap{i}_{key}_hi"
-                caps.append({"name": hi, "column": col, "quantile": m.winsor_upper})
-            value = f"analysed.{col}"
-            if hi:
-                value = f"least({value}, caps.{hi})"
-            if lo:
-                value = f"greatest({value}, caps.{lo})"
-            measure.append(name)
-            exprs[name] = value
+    # (name in the query, stem of its caps' names, unit-metrics column, winsorization quantiles)
+    inputs = [(f"m{i}_{key}", f"cap{i}_{key}", col, lower, upper)
+              for i, m in enumerate(metrics) for key, col, lower, upper in _metric_inputs(m)]
+    inputs += [(f"cov{j}", f"capcov{j}", c.name, c.winsor_lower, c.winsor_upper) for j, c in enumerate(plan.covariates)]
+    for name, stem, col, lower, upper in inputs:
+        lo = hi = None
+        if lower is not None:
+            lo = f"{stem}_lo"
+            caps.append({"name": lo, "column": col, "quantile": lower})
+        if upper is not None:
+            hi = f"{stem}_hi"
+            caps.append({"name": hi, "column": col, "quantile": upper})
+        value = f"analysed.{col}"
+        if hi:
+            value = f"least({value}, caps.{hi})"
+        if lo:
+            value = f"greatest({value}, caps.{lo})"
+        measure.append(name)
+        exprs[name] = value
     limits = () if by else plan.dimension_limits
     return _ENV.get_template("aggregates.sql.j2").render(
         plan=plan, rel=rel, caps=caps, measure_columns=measure, literal=literal, by=by,
         dimensions=() if by else plan.dimensions, limits=limits,
         limited={d: i for i, (d, _, _) in enumerate(limits)},
         capped=lambda name: exprs[name],
-        moments=lambda m: _moments(metrics.index(m), m))
+        moments=lambda m: _moments(metrics.index(m), m, plan), covariate_moments=_covariate_moments(plan))
 
 
 def outer_z(confidence: float) -> float:

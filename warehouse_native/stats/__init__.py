@@ -17,8 +17,10 @@ from .holdout import beyond_margin, final_regressions, holdout_status, interim_r
 from .moments import (
     COVARIATE_FIELDS,
     MOMENT_FIELDS,
+    OWN_COVARIATE,
     RATIO_COVARIATE_FIELDS,
     RATIO_FIELDS,
+    CovariateSums,
     Moments,
 )
 from .power import PowerResult, days_needed, minimum_detectable_effect, sample_size
@@ -33,6 +35,7 @@ __all__ = [
     "COVARIATE_FIELDS",
     "CORRECTION_METHODS",
     "Comparison",
+    "CovariateSums",
     "DEFAULT_PRIOR_SD",
     "DIRECTIONS",
     "FreshnessResult",
@@ -40,6 +43,7 @@ __all__ = [
     "GuardrailResult",
     "MOMENT_FIELDS",
     "Moments",
+    "OWN_COVARIATE",
     "PowerResult",
     "QuantileArm",
     "compare_quantiles",

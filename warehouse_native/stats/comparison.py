@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from .arm import estimate_arm
 from .contrast import ALTERNATIVES, Pair, make_pair, t_inference
 from .errors import StatsInputError
-from .moments import Moments
+from .moments import OWN_COVARIATE, Moments
 
 __all__ = ["Comparison", "compare", "prepare_pair", "check_confidence", "check_alternative", "join_reasons"]
 
@@ -18,7 +18,9 @@ class Comparison:
     """Result of :func:`compare`. Every number is ``float`` or ``None``, never NaN.
 
     ``control_mean``/``variant_mean`` are raw (never CUPED-adjusted). ``abs_delta`` and
-    ``rel_delta`` are CUPED-adjusted when ``cuped`` is true. A ``None`` CI bound with
+    ``rel_delta`` are CUPED-adjusted when ``cuped`` is true. ``covariates``: (name, θ) of each
+    covariate applied, the metric's own named ``"pre"``; ``theta`` is the own covariate's θ
+    (``None`` when it was not applied). A ``None`` CI bound with
     ``reason`` unrelated to it means the interval is unbounded on that side (one-sided
     tests). ``reason`` explains any missing number and any deviation from the request
     (e.g. CUPED requested but not applied); several reasons are joined with ``"; "``.
@@ -44,6 +46,7 @@ class Comparison:
     t_stat: float | None = None
     confidence: float = 0.95
     alternative: str = "two-sided"
+    covariates: tuple[tuple[str, float], ...] = ()
 
 
 def check_confidence(confidence: float, name: str = "confidence") -> float:
@@ -69,6 +72,10 @@ def join_reasons(reasons: list[str]) -> str | None:
     return "; ".join(reasons) if reasons else None
 
 
+def _covariate_names(m: Moments) -> tuple[str, ...]:
+    return m.covariates.names if m.covariates is not None else ()
+
+
 @dataclass(frozen=True)
 class PreparedPair:
     """What :func:`prepare_pair` found: raw means, the paired estimates (``None`` when no
@@ -85,6 +92,9 @@ def prepare_pair(control: Moments, variant: Moments, *, cuped: bool) -> Prepared
     reasons: list[str] = []
     if control.n > 0 and variant.n > 0 and control.is_ratio != variant.is_ratio:
         raise StatsInputError("control and variant Moments disagree on whether the metric is a ratio")
+    if control.n > 0 and variant.n > 0 and _covariate_names(control) != _covariate_names(variant):
+        raise StatsInputError("control and variant Moments name different covariates "
+                              f"({_covariate_names(control)} vs {_covariate_names(variant)})")
     means: list[float | None] = []
     for label, m in (("control", control), ("variant", variant)):
         if m.n == 0:
@@ -164,7 +174,8 @@ def compare(
         else:
             reasons.append("CUPED-adjusted control mean is zero, so the relative change is undefined")
     raw_var = pair.raw_absolute_variance()
-    theta = pair.theta if cuped_on else None
+    used = tuple(zip(pair.variant.covariates, pair.theta)) if cuped_on else ()
+    theta = dict(used).get(OWN_COVARIATE)
     vr = (1.0 - abs_c.variance / raw_var) if (cuped_on and raw_var > 0.0) else None
     out = dict(
         base,
@@ -173,6 +184,7 @@ def compare(
         cuped=cuped_on,
         theta=theta,
         variance_reduction=vr,
+        covariates=used,
     )
     if abs_c.variance <= 0.0:
         if raw_var <= 0.0:

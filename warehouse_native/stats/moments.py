@@ -9,7 +9,9 @@ Notation, per unit ``i`` of the variant:
 * ``d`` — the per-unit denominator (ratio metrics and ``mean`` metrics only),
 * ``x`` — the covariate: the same metric over the pre-exposure window (for ratio
   metrics the pre-window numerator),
-* ``m`` — the pre-window denominator (ratio metrics with a covariate only).
+* ``m`` — the pre-window denominator (ratio metrics with a covariate only),
+* ``c_1 … c_k`` — further covariates (CUPAC, ``analysis.covariates``): other metrics'
+  pre-window values per unit, with their own sums in :class:`CovariateSums`.
 """
 
 from __future__ import annotations
@@ -24,7 +26,12 @@ import numpy as np
 
 from .errors import StatsInputError
 
-__all__ = ["Moments", "RATIO_FIELDS", "COVARIATE_FIELDS", "RATIO_COVARIATE_FIELDS", "MOMENT_FIELDS"]
+__all__ = ["Moments", "CovariateSums", "OWN_COVARIATE", "RATIO_FIELDS", "COVARIATE_FIELDS",
+           "RATIO_COVARIATE_FIELDS", "MOMENT_FIELDS"]
+
+#: The name under which results list the metric's own covariate (``x``, or ``x/m`` for ratios);
+#: further covariates keep their own names, which may not be this one.
+OWN_COVARIATE = "pre"
 
 #: Σd, Σd², Σy·d
 RATIO_FIELDS: tuple[str, ...] = ("den_sum", "den_sum_sq", "num_den_sum")
@@ -43,6 +50,81 @@ _SQUARE_FIELDS = ("sum_sq", "den_sum_sq", "pre_sum_sq", "pre_den_sum_sq")
 _FLOAT_FIELDS = ("sum", "sum_sq", *RATIO_FIELDS, *COVARIATE_FIELDS, *RATIO_COVARIATE_FIELDS)
 
 
+Vector = tuple[float, ...]
+
+
+@dataclass(frozen=True)
+class CovariateSums:
+    """Sums of further covariates ``c_1 … c_k`` of one metric, in one variant and slice.
+
+    Attributes:
+        names: the covariates' names (unique; never :data:`OWN_COVARIATE`).
+        sums: Σc_j.
+        products: Σc_j·c_l, a symmetric k × k matrix (its diagonal: Σc_j²).
+        with_y: Σy·c_j.  with_d: Σd·c_j (ratio metrics).
+        with_x: Σx·c_j (the metric's own covariate).  with_m: Σm·c_j (ratio metrics' own covariate).
+
+    Which of ``with_d``/``with_x``/``with_m`` are given must match the :class:`Moments` they
+    belong to (checked there). Values are stored as floats; invalid input raises
+    :class:`StatsInputError`.
+    """
+
+    names: tuple[str, ...]
+    sums: Vector
+    products: tuple[Vector, ...]
+    with_y: Vector
+    with_d: Vector | None = None
+    with_x: Vector | None = None
+    with_m: Vector | None = None
+
+    def __post_init__(self) -> None:
+        names = tuple(str(n) for n in self.names)
+        k = len(names)
+        if k == 0:
+            raise StatsInputError("CovariateSums: give at least one covariate (or none at all: covariates=None)")
+        if len(set(names)) != k or OWN_COVARIATE in names:
+            raise StatsInputError(f"CovariateSums: names must be unique and not '{OWN_COVARIATE}' (got {names})")
+        object.__setattr__(self, "names", names)
+        for field_name in ("sums", "with_y", "with_d", "with_x", "with_m"):
+            value = getattr(self, field_name)
+            if value is None:
+                if field_name in ("sums", "with_y"):
+                    raise StatsInputError(f"CovariateSums.{field_name} is required")
+                continue
+            object.__setattr__(self, field_name, _as_vector(f"CovariateSums.{field_name}", value, k))
+        rows = tuple(_as_vector("CovariateSums.products", row, k) for row in self.products)
+        if len(rows) != k:
+            raise StatsInputError(f"CovariateSums.products must be {k} x {k} (got {len(rows)} rows)")
+        for j in range(k):
+            if rows[j][j] < 0:
+                raise StatsInputError(f"CovariateSums.products[{j}][{j}] is a sum of squares and cannot be negative")
+        object.__setattr__(self, "products", rows)
+
+    @property
+    def k(self) -> int:
+        return len(self.names)
+
+    @classmethod
+    def from_values(
+        cls,
+        covariates: Mapping[str, Sequence[float] | np.ndarray],
+        y: Sequence[float] | np.ndarray,
+        d: Sequence[float] | np.ndarray | None = None,
+        x: Sequence[float] | np.ndarray | None = None,
+        m: Sequence[float] | np.ndarray | None = None,
+    ) -> "CovariateSums":
+        """The sums from per-unit arrays (``covariates``: name -> values of each unit)."""
+        names = tuple(covariates)
+        c = np.array([np.asarray(covariates[n], dtype=float) for n in names]).reshape(len(names), -1)
+
+        def dot(v):
+            return None if v is None else tuple(float(t) for t in c @ np.asarray(v, dtype=float))
+
+        return cls(names=names, sums=tuple(float(t) for t in c.sum(axis=1)),
+                   products=tuple(tuple(float(t) for t in row) for row in c @ c.T),
+                   with_y=dot(y), with_d=dot(d), with_x=dot(x), with_m=dot(m))
+
+
 @dataclass(frozen=True)
 class Moments:
     """Per-variant sums over units; optional groups must be given completely or not at all.
@@ -54,6 +136,7 @@ class Moments:
         pre_sum, pre_sum_sq, sum_cross: Σx, Σx², Σy·x (CUPED covariate).
         pre_den_sum, pre_den_sum_sq, pre_num_den_sum, num_pre_den_sum, den_pre_sum,
         den_pre_den_sum: Σm, Σm², Σx·m, Σy·m, Σd·x, Σd·m (CUPED for ratio metrics).
+        covariates: sums of further covariates (:class:`CovariateSums`), or ``None``.
 
     Numeric values may be given as ``int``, ``float``, ``Decimal`` or numpy scalars; they are
     stored as ``float``. Invalid input raises :class:`StatsInputError`.
@@ -74,6 +157,7 @@ class Moments:
     num_pre_den_sum: float | None = None
     den_pre_sum: float | None = None
     den_pre_den_sum: float | None = None
+    covariates: CovariateSums | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "n", _as_count(self.n))
@@ -96,6 +180,8 @@ class Moments:
                 "Moments: ratio covariate sums (pre_den_sum, ...) need both the ratio sums "
                 "(den_sum, den_sum_sq, num_den_sum) and the covariate sums (pre_sum, pre_sum_sq, sum_cross)"
             )
+        if self.covariates is not None:
+            _check_covariates(self)
 
     @property
     def is_ratio(self) -> bool:
@@ -103,12 +189,17 @@ class Moments:
         return self.den_sum is not None
 
     @property
-    def has_covariate(self) -> bool:
-        """True when CUPED can be applied: covariate sums present, and for ratio metrics the
-        pre-window denominator sums as well."""
+    def has_own_covariate(self) -> bool:
+        """True when the metric's own covariate sums are present (for ratio metrics with the
+        pre-window denominator sums)."""
         if self.pre_sum is None:
             return False
         return not self.is_ratio or self.pre_den_sum is not None
+
+    @property
+    def has_covariate(self) -> bool:
+        """True when CUPED can be applied: the own covariate's sums or further covariates present."""
+        return self.has_own_covariate or self.covariates is not None
 
     @property
     def mean(self) -> float | None:
@@ -130,8 +221,8 @@ class Moments:
         """
         lowered = {str(k).lower(): v for k, v in row.items()}
         values: dict[str, Any] = {}
-        for f in fields(cls):
-            value = lowered.get(f.name)
+        for name in MOMENT_FIELDS:
+            value = lowered.get(name)
             if value is not None and not isinstance(value, (bool, np.bool_)):
                 if isinstance(value, float) and math.isnan(value):
                     value = None
@@ -139,7 +230,7 @@ class Moments:
                     value = None
                 elif isinstance(value, np.floating) and np.isnan(value):
                     value = None
-            values[f.name] = value
+            values[name] = value
         if values["n"] is None:
             values["n"] = 0
         n = _as_count(values["n"])
@@ -157,10 +248,12 @@ class Moments:
         d: Sequence[float] | np.ndarray | None = None,
         x: Sequence[float] | np.ndarray | None = None,
         m: Sequence[float] | np.ndarray | None = None,
+        covariates: Mapping[str, Sequence[float] | np.ndarray] | None = None,
     ) -> "Moments":
         """Compute the sums from per-unit arrays (for notebooks and tests).
 
-        ``d`` makes a ratio metric, ``x`` adds a covariate, ``m`` the pre-denominator.
+        ``d`` makes a ratio metric, ``x`` adds a covariate, ``m`` the pre-denominator,
+        ``covariates`` (name -> per-unit values) further covariates.
         """
         yv = np.asarray(y, dtype=float)
         kw: dict[str, float] = {}
@@ -184,10 +277,14 @@ class Moments:
                 )
         elif m is not None:
             raise StatsInputError("Moments.from_values: m (pre-denominator) needs x (pre-numerator)")
-        return cls(n=int(yv.size), sum=float(yv.sum()), sum_sq=float((yv * yv).sum()), **kw)
+        extra = None
+        if covariates:
+            extra = CovariateSums.from_values(covariates, yv, d, x, m if x is not None else None)
+        return cls(n=int(yv.size), sum=float(yv.sum()), sum_sq=float((yv * yv).sum()), covariates=extra, **kw)
 
 
-MOMENT_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(Moments))
+#: the numeric fields of :class:`Moments` (its ``covariates`` aside), as in ``wn.metric_aggregates``
+MOMENT_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(Moments) if f.name != "covariates")
 assert MOMENT_FIELDS == ("n", *_FLOAT_FIELDS)
 
 
@@ -216,6 +313,27 @@ def _as_float(name: str, value: Any) -> float:
     if not math.isfinite(out):
         raise StatsInputError(f"Moments.{name} must be finite (got {value!r})")
     return out
+
+
+def _as_vector(name: str, value: Any, k: int) -> Vector:
+    items = list(value)
+    if len(items) != k:
+        raise StatsInputError(f"{name} must have {k} values (one per covariate), got {len(items)}")
+    return tuple(_as_float(name, v) for v in items)
+
+
+def _check_covariates(m: Moments) -> None:
+    """The covariate sums hold exactly the products the metric's other groups call for."""
+    c = m.covariates
+    assert c is not None
+    for label, given, group, needed in (
+            ("with_d (Σd·c)", c.with_d, "ratio sums", m.is_ratio),
+            ("with_x (Σx·c)", c.with_x, "covariate sums", m.pre_sum is not None),
+            ("with_m (Σm·c)", c.with_m, "ratio covariate sums", m.pre_den_sum is not None)):
+        if given is not None and not needed:
+            raise StatsInputError(f"Moments: covariate sums {label} given without the {group}")
+        if given is None and needed:
+            raise StatsInputError(f"Moments: covariate sums {label} missing (the Moments have the {group})")
 
 
 def _check_group(m: Moments, label: str, names: tuple[str, ...]) -> None:

@@ -29,6 +29,18 @@ METRIC_AGGREGATES: Columns = (
     *((q, "double") for q in ("percentile", "quantile", "quantile_lower", "quantile_upper")),
 )
 
+# CUPAC (analysis.covariates): the sums a metric's further covariates add to its
+# metric_aggregates row, one row per covariate and factor: value = Σ covariate·factor, the
+# factor being '1' (Σc), 'y', 'd', 'x', 'm' (the metric's value or numerator, denominator, own
+# pre value, own pre denominator, as in metric_aggregates) or a covariate listed at or after
+# this one (Σc·c', Σc² for itself)
+COVARIATE_AGGREGATES: Columns = (
+    ("run_id", "varchar"), ("computed_at", "timestamp"), ("experiment", "varchar"),
+    ("metric", "varchar"), ("variant", "varchar"), ("dimension", "varchar"),
+    ("dimension_value", "varchar"), ("covariate", "varchar"), ("factor", "varchar"),
+    ("value", "double"),
+)
+
 SCORECARD: Columns = (
     ("run_id", "varchar"), ("computed_at", "timestamp"), ("experiment", "varchar"),
     ("metric", "varchar"), ("metric_type", "varchar"), ("role", "varchar"), ("tags", "varchar"),
@@ -57,6 +69,9 @@ SCORECARD: Columns = (
     # the units a retention metric counts (their day N is over) or a funnel step counts (they
     # completed the step before); NULL for other metrics, which count every unit
     ("control_counted", "bigint"), ("variant_counted", "bigint"),
+    # the covariates CUPED applied, comma-separated ('<metric>__pre' first: the metric's own);
+    # NULL when CUPED was not applied
+    ("cuped_covariates", "varchar"),
 )
 
 # the scorecard as of each day of the experiment (overall results only): what a run with
@@ -98,6 +113,7 @@ INCREMENTAL_STATE: Columns = (
 
 TABLES: dict[str, Columns] = {   # wn.exposures is a view, see exposures_view
     "metric_aggregates": METRIC_AGGREGATES,
+    "covariate_aggregates": COVARIATE_AGGREGATES,
     "scorecard": SCORECARD,
     "scorecard_daily": SCORECARD_DAILY,
     "health_checks": HEALTH_CHECKS,
