@@ -122,3 +122,16 @@ def test_incremental_statements_parse_back_in_every_dialect(plan, dialect, case)
     assert len(sqlglot.parse(compiled.daily, read=dialect)) == 1 and "__wn_x" not in compiled.daily
     assert "__wn_x" not in view
     assert "state__button_color_v3__base__events" in view and "state__button_color_v3__exposure_base" in view
+
+
+def test_a_plan_using_no_new_feature_keeps_its_fingerprint_and_hashes():
+    """Fields added to the plan later (top-N slices, percentiles, holdouts, freshness,
+    covariates, retention and funnel columns) stay out of the fingerprint and the definition
+    hashes while unused, so upgrading wn restarts no daily series and keeps metric_aggregates
+    comparable.  The values are those of wn before they existed (code 077f2e9)."""
+    from warehouse_native.incremental import series_key
+
+    project = load_project(REPO)
+    plan = build_plan(project, project.experiments["show_new_homepage"], as_of=AS_OF, schema="wn")
+    assert (plan.fingerprint(), series_key(plan)) == ("534255dea5a9751b", "fca5c4f93bdb8d33")
+    assert plan.metric("page_views").definition_hash == "b3172efced0b9bd3"

@@ -78,7 +78,10 @@ def test_catalog_lists_everything_guardrails_first(page, site, tmp_path):
             assert f"{exp_name} ({role})" in e["text"]
         # compiled SQL: the metric's own per-unit expressions, filter included
         assert e["sql"], m.name
-        assert f"-- {m.name}: per-unit columns" in e["sql"]
+        if m.type == "percentile":   # a statement of its own over the events, not per-unit columns
+            assert f"-- {m.name}: the quantile, its share sums and outer interval" in e["sql"]
+        else:
+            assert f"-- {m.name}: per-unit columns" in e["sql"]
         if m.filter:
             assert m.filter.split("=")[1].strip() in e["sql"], e["sql"]
     assert "one-metric preview" in next(e["sql"] for e in metrics if e["name"] == "refunds")
@@ -97,7 +100,7 @@ def test_search_box_filters_entries(page):
     # the metric, one whose description names it, the source it reads, the experiments using it
     assert search("revenue") == ["revenue", "avg_order_value", "events", "button_color_v3", "show_new_homepage"]
     assert search("guardrail") == ["api_success_rate", "revenue"]
-    assert search("commerce-team") == ["revenue", "avg_order_value"]
+    assert search("commerce-team") == ["revenue", "avg_order_value", "median_order_value"]
     assert search("refund decrease") == ["refunds"]
     assert search("no such thing") == []
     assert len(search("")) == page.evaluate("document.querySelectorAll('.entry').length")

@@ -264,6 +264,9 @@ def test_a_a_false_positive_rate_of_funnel_steps():
      "{name: b, filter: \"kind = 'y'\"}]}}", "names a column wn derives"),
     ("{name: f, source: actions, type: funnel, funnel: {steps: [{name: a, filter: \"kind = 'x'\"}, "
      "{name: b, filter: \"1=1; drop table t\"}]}}", "funnel.steps.1.filter"),
+    ("{name: r, source: actions, type: retention, retention: {day: 2}, winsorize: {upper: 0.99}}",
+     "'winsorize' does not apply to a retention metric"),
+    ("{name: r, type: ratio, numerator: clicks, denominator: view_to_buy}", "which has no single per-unit value"),
 ])
 def test_bad_retention_and_funnel_definitions_name_the_file_line_and_fix(tmp_path, metric, message):
     project_dir = sp.write_project(tmp_path / "p", _profiles(tmp_path / "w.duckdb"))

@@ -149,7 +149,8 @@ def _signed(row: Mapping[str, Any], key: str) -> float | None:
 
 def read_variant(variant: str, rows: Sequence[Mapping[str, Any]], primaries: Sequence[str]) -> VariantReading:
     """The overall rows of one treatment -> what they say (significance is the adjusted one)."""
-    mine = [r for r in rows if r["variant"] == variant and r.get("dimension") is None]
+    mine = [r for r in rows if r["variant"] == variant and r.get("dimension") is None
+            and r.get("metric_type") != "funnel_step"]   # funnel steps are diagnostics
     better, worse, mdes = [], [], []
     lift = None
     for name in primaries:

@@ -235,7 +235,8 @@ def build_outputs(plan: AnalysisPlan, aggregates: list[dict[str, Any]], exposure
 
     ended = plan.planned_end is not None and plan.as_of >= plan.planned_end
     if plan.kind == "holdout":
-        _read_holdout(plan, [r for r in rows if r["dimension"] is None], ended=ended)
+        _read_holdout(plan, [r for r in rows if r["dimension"] is None and r["metric_type"] != "funnel_step"],
+                      ended=ended)
     _apply_correction(plan, rows)
     names = [c for c, _ in SCORECARD]
     base = {"run_id": run_id, "computed_at": computed_at, "experiment": plan.experiment,
@@ -310,7 +311,8 @@ def _compare_row(plan: AnalysisPlan, m: MetricPlan, key: SliceKey, variant: str,
         if m.type == "retention" and left_out and not row["reason"]:
             row["reason"] = (f"{left_out} of {control.n + treat.n} units not counted yet: exposed too "
                              "recently for their retention day to be over")
-    if m.role == "guardrail" or plan.kind == "holdout":   # a holdout reads every metric as a guardrail
+    # a holdout reads every metric as a guardrail (funnel steps are diagnostics: never read)
+    if m.role == "guardrail" or (plan.kind == "holdout" and m.type != "funnel_step"):
         if m.is_percentile:
             g = stats.quantile_guardrail(control, treat, direction=m.direction, max_regression=m.max_regression,
                                          confidence=plan.confidence)

@@ -621,8 +621,14 @@ WITH top_0 AS (
     f.slice_value,
     f.variant,
     pt.events,
-    GREATEST(CAST(0.5 AS DOUBLE) - CAST(1.9599639845400536 AS DOUBLE) * f.sigma, 0) AS f_lower,
-    LEAST(CAST(0.5 AS DOUBLE) + CAST(1.9599639845400536 AS DOUBLE) * f.sigma, 1) AS f_upper
+    CASE
+      WHEN NOT f.sigma IS NULL
+      THEN GREATEST(CAST(0.5 AS DOUBLE) - CAST(1.9599639845400536 AS DOUBLE) * f.sigma, 0)
+    END AS f_lower, /* no interval from one unit */
+    CASE
+      WHEN NOT f.sigma IS NULL
+      THEN LEAST(CAST(0.5 AS DOUBLE) + CAST(1.9599639845400536 AS DOUBLE) * f.sigma, 1)
+    END AS f_upper
   FROM (
     SELECT
       sh.slice_id,

@@ -187,6 +187,12 @@ class SourceFreshness:
     fail_after_hours: float
 
 
+def _drop_defaults(fields: dict, defaults: dict) -> None:
+    for name, default in defaults.items():
+        if name in fields and fields[name] == default:
+            del fields[name]
+
+
 @dataclass(frozen=True)
 class AnalysisPlan:
     experiment: str
@@ -259,5 +265,10 @@ class AnalysisPlan:
         for m in fields["metrics"]:   # a plan without covariates keeps the fingerprint it had before them
             if not m["covariates"]:
                 del m["covariates"]
+        fields.pop("freshness", None)   # thresholds of a health check: no number depends on them
+        _drop_defaults(fields.get("decision_rule") or {}, {"kind": "ab", "max_regression": None})
+        for scan in fields["scans"]:
+            for c in scan["columns"]:
+                _drop_defaults(c, {"complete_after": None, "after": (), "within_hours": None})
         blob = json.dumps(fields, default=str, sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]

@@ -90,8 +90,8 @@ def _funnel(metric: Metric, prefix: str, window: str, start: int, end: int | Non
 def definition_hash(metric: Metric, project: Project) -> str:
     """Stable hash of everything that changes a metric's numbers."""
     def dump(m: Metric, exclude: set[str]) -> dict:
-        # 'percentile' only where set: other metrics keep the hashes they had before it existed
-        return m.model_dump(exclude=exclude | (set() if m.percentile is not None else {"percentile"}))
+        # fields added later only where set: other metrics keep the hashes they had before them
+        return m.model_dump(exclude=exclude | {f for f in ("percentile", "retention", "funnel") if getattr(m, f) is None})
 
     parts = [dump(metric, {"description", "owner", "tags", "direction", "guardrail"})]
     if metric.type == "ratio":
@@ -252,7 +252,8 @@ def build_plan(project: Project, experiment: Experiment, *, as_of: dt.date, sche
         planned_end=experiment.end, kind=experiment.kind,
         decision_rule=Rule(kind=experiment.kind, **experiment.decision.model_dump()), covariates=covariates,
         freshness=freshness_targets(project, list(dict.fromkeys(
-            [exp_source.name] + [s.source for s in scans] + [q.source for q in quantiles])), schema),
+            [exp_source.name] + [s.source for s in scans if any(c.window == "post" for c in s.columns)]
+            + [q.source for q in quantiles])), schema),
         models=render_models(project, schema), quantiles=tuple(quantiles))
 
 

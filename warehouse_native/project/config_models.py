@@ -252,6 +252,9 @@ class Metric(_Frozen):
                 raise ValueError(f"a {self.type} metric needs 'value' (a SQL expression over the source)")
             if self.type not in NEEDS_VALUE and self.value:
                 raise ValueError(f"'value' does not apply to a {self.type} metric; remove it")
+        if self.type in ("retention", "funnel") and self.winsorize is not None:
+            raise ValueError(f"'winsorize' does not apply to a {self.type} metric (its per-unit values are 0/1 "
+                             "flags); remove it")
         if self.type == "retention":
             if self.retention is None:
                 raise ValueError("a retention metric needs 'retention: {day: N}' (active on day N after exposure)")

@@ -238,8 +238,8 @@ def _check_metric(metric: Metric, node: LineDict, file: str, sources: dict[str, 
                 out.add(f"{label}: {part} '{ref}' is itself a {other.type} metric", file=file,
                         line=node.line_of(part), field=part,
                         hint="point numerator and denominator at count/sum/... metrics")
-            elif other.type in EVENT_LEVEL:
-                out.add(f"{label}: {part} '{ref}' is a {other.type} metric, which has no per-unit value",
+            elif other.type in EVENT_LEVEL or other.type == "funnel":
+                out.add(f"{label}: {part} '{ref}' is a {other.type} metric, which has no single per-unit value",
                         file=file, line=node.line_of(part), field=part,
                         hint="point numerator and denominator at count/sum/... metrics")
         return

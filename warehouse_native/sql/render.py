@@ -202,7 +202,7 @@ def merge_partials(c: UnitColumn, a: str, b: str) -> str:
     """Two partial aggregates of one column (either NULL when it had no rows) combined."""
     how = ROLLUP[c.agg]
     if how == "min":
-        return f"least({a}, {b})"   # least() skips NULLs on every supported engine
+        return f"least(coalesce({a}, {b}), coalesce({b}, {a}))"   # NULL only when both are (some engines' least() is NULL with a NULL)
     if how == "max":
         return f"greatest(coalesce({a}, 0), coalesce({b}, 0))"
     return f"coalesce({a}, 0) + coalesce({b}, 0)"
