@@ -187,6 +187,19 @@ def _failing_health(health: Sequence[Mapping[str, Any]]) -> str | None:
     return f"health check failed ({what}); fix the cause before reading any result"
 
 
+def _not_yet(rule: Rule, health: Sequence[Mapping[str, Any]], days_run: int, ended: bool,
+             base: dict[str, Any], what: str) -> Decision | None:
+    """Steps 1 and 2 of every rule: investigate a failing health check, keep running before
+    ``min_days`` (unless the experiment ended); None when neither applies."""
+    failing = _failing_health(health)
+    if failing:
+        return Decision(INVESTIGATE, None, failing, **base)
+    if days_run < rule.min_days and not ended:
+        return Decision(KEEP_RUNNING, None, f"{days_run} of the {rule.min_days} days the rule waits for "
+                        f"before {what} (decision.min_days)", more_days=rule.min_days - days_run, **base)
+    return None
+
+
 def decide(rule: Rule, rows: Sequence[Mapping[str, Any]], health: Sequence[Mapping[str, Any]], *,
            treatments: Sequence[str], primaries: Sequence[str], days_run: int, ended: bool) -> Decision:
     """Apply ``rule`` to a run's scorecard rows (dicts; the overall slice is used) and health
@@ -197,13 +210,9 @@ def decide(rule: Rule, rows: Sequence[Mapping[str, Any]], health: Sequence[Mappi
     base = {"days_run": days_run, "mde_target": rule.mde}
     readings = tuple(read_variant(v, rows, primaries) for v in treatments)
     base["readings"] = readings
-    failing = _failing_health(health)
-    if failing:
-        return Decision(INVESTIGATE, None, failing, **base)
-    if days_run < rule.min_days and not ended:
-        need = rule.min_days - days_run
-        return Decision(KEEP_RUNNING, None, f"{days_run} of the {rule.min_days} days the rule waits for "
-                        "before deciding (decision.min_days)", more_days=need, **base)
+    early = _not_yet(rule, health, days_run, ended, base, "deciding")
+    if early:
+        return early
     winners = [r for r in readings if r.shippable(rule)]
     if winners:
         best = max(winners, key=lambda r: r.lift if r.lift is not None else -math.inf)
@@ -277,13 +286,9 @@ def decide_holdout(rule: Rule, rows: Sequence[Mapping[str, Any]], health: Sequen
     readings = tuple(read_holdout(v, rows) for v in treatments)
     mde_now = max((r.mde for r in readings if r.mde is not None), default=None)
     base = {"days_run": days_run, "readings": readings, "kind": "holdout", "ended": ended, "mde_now": mde_now}
-    failing = _failing_health(health)
-    if failing:
-        return Decision(INVESTIGATE, None, failing, **base)
-    if days_run < rule.min_days and not ended:
-        need = rule.min_days - days_run
-        return Decision(KEEP_RUNNING, None, f"{days_run} of the {rule.min_days} days the rule waits for "
-                        "before reading the holdout (decision.min_days)", more_days=need, **base)
+    early = _not_yet(rule, health, days_run, ended, base, "reading the holdout")
+    if early:
+        return early
     several = len(treatments) > 1
     how = ("final reading at the planned end: one-sided tests corrected over metrics x treatments"
            if ended else "interim reading: always-valid intervals; the holdout keeps running to its end")
