@@ -45,7 +45,7 @@ def test_json_shape(capsys, tmp_path):
     [button, gate] = ls_json(capsys, "--project-dir", str(root), "--as-of", "2026-10-20")
     assert button == {
         "name": "button_color_v3", "status": "running", "active": True, "start": "2026-10-15", "end": "2026-10-29",
-        "unit": "user_id", "owner": "growth-team",
+        "unit": "user_id", "kind": "ab", "owner": "growth-team",
         "variants": [{"name": "blue", "control": True, "weight": 0.25}, {"name": "red", "control": False, "weight": 0.25},
                      {"name": "green", "control": False, "weight": 0.25},
                      {"name": "orange", "control": False, "weight": 0.25}],
