@@ -157,6 +157,8 @@ def _compiled_sql(project: Project, metric: Metric, used_by: list[tuple[str, str
         return (f"-- {metric.name}: the quantile, its share sums and outer interval per variant and slice\n"
                 f"-- {via}, dialect {dialect}; one statement of its own (step {step})\n{sql}"), None
     columns = {c for c in (mp.value_column, mp.den_column, mp.pre_column, mp.pre_den_column) if c}
+    # a funnel's completion reads every earlier step's first time: show those columns too
+    columns |= {name for sc in plan.scans for c in sc.columns if c.name in columns for name in c.after}
     texts = [s.sql for s in compiled.statements if s.action != "drop"]
     scan, finish = _expressions(texts, columns, dialect)
     if not scan and not finish:
