@@ -67,6 +67,18 @@ def check_alternative(alternative: str) -> str:
     return alternative
 
 
+def plain_deltas(control: float | None, variant: float | None, reasons: list[str],
+                 what: str = "mean") -> tuple[float | None, float | None]:
+    """(variant − control, (variant − control)/|control|) of two point estimates, None where
+    undefined; a zero control appends why the relative change is missing to ``reasons``."""
+    if control is None or variant is None:
+        return None, None
+    if control == 0.0:
+        reasons.append(f"control {what} is zero, so the relative change is undefined")
+        return variant - control, None
+    return variant - control, (variant - control) / abs(control)
+
+
 def join_reasons(reasons: list[str]) -> str | None:
     """Join reason fragments with "; " (``None`` when there are none)."""
     return "; ".join(reasons) if reasons else None
@@ -156,13 +168,7 @@ def compare(
     cm, vm = prep.control_mean, prep.variant_mean
     pair = prep.pair
     if pair is None:
-        abs_delta = rel_delta = None
-        if cm is not None and vm is not None:
-            abs_delta = vm - cm
-            if cm == 0.0:
-                reasons.append("control mean is zero, so the relative change is undefined")
-            else:
-                rel_delta = abs_delta / abs(cm)
+        abs_delta, rel_delta = plain_deltas(cm, vm, reasons)
         return Comparison(**base, abs_delta=abs_delta, rel_delta=rel_delta, reason=join_reasons(reasons))
 
     cuped_on = pair.cuped

@@ -28,7 +28,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from .arm import estimate_arm
-from .comparison import Comparison, check_alternative, check_confidence, join_reasons
+from .comparison import Comparison, check_alternative, check_confidence, join_reasons, plain_deltas
 from .contrast import t_inference
 from .distributions import norm_cdf, norm_ppf, norm_sf
 from .errors import StatsInputError
@@ -183,13 +183,7 @@ def compare_quantiles(control: QuantileArm, variant: QuantileArm, *, confidence:
                 alternative=alternative)
     reasons = _arm_reasons("control", control) + _arm_reasons("variant", variant)
     qc, qt = control.quantile, variant.quantile
-    abs_delta = rel_delta = None
-    if qc is not None and qt is not None:
-        abs_delta = qt - qc
-        if qc == 0.0:
-            reasons.append("control quantile is zero, so the relative change is undefined")
-        else:
-            rel_delta = abs_delta / abs(qc)
+    abs_delta, rel_delta = plain_deltas(qc, qt, reasons, "quantile")
     se_c, se_t = control.std_error, variant.std_error
     if abs_delta is None or se_c is None or se_t is None:
         return Comparison(**base, abs_delta=abs_delta, rel_delta=rel_delta, reason=join_reasons(reasons))
