@@ -14,7 +14,8 @@ Cases per cell: ``ref`` (the hand-written single pass, :mod:`benchmarks.referenc
 ``stateless`` (``run_experiment(mode="stateless", strategy="auto")``), ``refresh``
 (``mode="full-refresh"`` as of the last day of data), ``incr`` (after an untimed full refresh
 as of the day before, the incremental run as of the last day: one new day + the default 2-day
-lookback on a 28-day history), ``per_metric`` (one query per metric, exposures shared).
+lookback on a 28-day history), ``per_metric`` (one query per metric, exposures shared),
+``table`` (stateless with ``unit_metrics="table"``: the per-unit table written, as before the view).
 
 Per cell: every case once as warm-up, each comparison's numbers checked against wn's stateless
 ``metric_aggregates`` (relative 1e-9); one untimed profiled run of ``stateless``, ``ref`` and
@@ -70,8 +71,10 @@ from .snapshot import reexec_in_snapshot
 
 HERE = RB.HERE
 RESULTS_DIR = HERE / "results"
-CASES = ("ref", "stateless", "refresh", "incr", "per_metric")
-WN_MODES = {"stateless": "stateless", "refresh": "full-refresh", "incr": "incremental"}
+CASES = ("ref", "stateless", "refresh", "incr", "per_metric", "table")
+# wn cases: (mode, how a stateless run publishes unit_metrics); ``table``: the per-unit snapshot
+WN_MODES = {"stateless": ("stateless", "view"), "refresh": ("full-refresh", "view"),
+            "incr": ("incremental", "view"), "table": ("stateless", "table")}
 REF_SHAPES = ("join", "left", "union")
 RAW_SCHEMAS = ("raw", "raw_int")
 
@@ -302,9 +305,11 @@ class Matrix(RB.Connected):
             self.projects[c.name] = load_project(root)
         self.target = load_target(root)
 
-    def wn(self, cell: Cell, mode: str, as_of: dt.date | None = None):
+    def wn(self, cell: Cell, mode: str, as_of: dt.date | None = None, unit_metrics: str = "view"):
+        # (unit_metrics: an argument of wn since the stop that made the view the default)
+        extra = {"unit_metrics": unit_metrics} if unit_metrics != "view" else {}
         return run_experiment(self.projects[cell.name], self.target, self.adapter, D.EXPERIMENT_NAME,
-                              as_of=as_of or self.last_day, strategy="auto", mode=mode)
+                              as_of=as_of or self.last_day, strategy="auto", mode=mode, **extra)
 
     def prepare(self, case: str, cell: Cell) -> None:
         """Untimed set-up: ``incr`` starts from a state built as of the day before."""
@@ -313,7 +318,8 @@ class Matrix(RB.Connected):
 
     def run_case(self, case: str, cell: Cell):
         if case in WN_MODES:
-            return self.wn(cell, WN_MODES[case])
+            mode, unit_metrics = WN_MODES[case]
+            return self.wn(cell, mode, unit_metrics=unit_metrics)
         if case == "ref" or case.startswith("ref_"):
             shape = case[4:] or default_shape(cell)
             return self.adapter.fetch(reference_sql(spec(cell), self.win, shape=shape))
@@ -500,7 +506,8 @@ def ratios(med: dict[str, float], ref_case: str | None) -> dict[str, float | Non
     return {"stateless/ref": _ratio(med.get("stateless"), ref),
             "refresh/ref": _ratio(med.get("refresh"), ref),
             "incr/refresh": _ratio(med.get("incr"), med.get("refresh")),
-            "per_metric/stateless": _ratio(med.get("per_metric"), med.get("stateless"))}
+            "per_metric/stateless": _ratio(med.get("per_metric"), med.get("stateless")),
+            "table/ref": _ratio(med.get("table"), ref)}
 
 
 def best_ref(med: dict[str, float]) -> str | None:

@@ -340,9 +340,12 @@ def render_matrix(runs: list[dict]) -> str:
         sec = res.get("seconds", {})
         out.append(f"- started {res['started_at']}, took {sec.get('total', 0) / 60:.0f} min; load average at the end "
                    f"{', '.join(f'{x:.1f}' for x in res['load_avg_end'])}; reproduce: `{res['command']}`\n")
+        # runs from the stop that made the unit_metrics view the default also time --unit-metrics table
+        table = any("table" in c["median"] for c in res["timing"])
         out.append("| cell | what | ref s | stateless s | refresh s | incr s | per-metric s | stateless / ref ≤ 1.2 "
-                   "| refresh / ref ≤ 1.4 | incr / refresh ≤ 0.2 | per-metric / stateless | checks | others' cores |")
-        out.append("|---|---|---:|---:|---:|---:|---:|---|---|---|---|---|---:|")
+                   "| refresh / ref ≤ 1.4 | incr / refresh ≤ 0.2 | per-metric / stateless |"
+                   + (" table s | table / ref |" if table else "") + " checks | others' cores |")
+        out.append("|---|---|---:|---:|---:|---:|---:|---|---|---|---|" + ("---:|---|" if table else "") + "---|---:|")
         worst: dict[str, float] = {}
         for cell in res["timing"]:
             med, r, cr = cell["median"], cell["ratios"], cell["cpu_ratios"]
@@ -364,11 +367,12 @@ def render_matrix(runs: list[dict]) -> str:
                        f"| {_s(med.get('refresh'))} | {_s(med.get('incr'))} | {_s(med.get('per_metric'))} | "
                        + " | ".join(rat(k, TARGET_MATRIX.get(k)) for k in
                                     ("stateless/ref", "refresh/ref", "incr/refresh", "per_metric/stateless"))
+                       + (f" | {_s(med.get('table'))} | {rat('table/ref')}" if table else "")
                        + f" | {checks} | {_others(cell)} |")
         if worst:
             out.append("| **worst cell** | | | | | | | " + " | ".join(
                 f"**{_x(worst[k])}** {_ok(worst[k], TARGET_MATRIX[k], False)}" if k in worst else "–"
-                for k in ("stateless/ref", "refresh/ref", "incr/refresh")) + " | | | |")
+                for k in ("stateless/ref", "refresh/ref", "incr/refresh")) + " | | | |" + (" | |" if table else ""))
         out.append("\n`checks`: before timing, every number of the reference, the per-metric queries, the full "
                    "refresh and the incremental run was compared with wn's stateless `metric_aggregates` for the "
                    "same cell (relative 1e-9). `others' cores`: CPU used by other processes during the timed "
@@ -391,7 +395,7 @@ def render_matrix(runs: list[dict]) -> str:
             out.append("")
 
         if res.get("memory"):
-            cases = [c for c in ("ref", "stateless", "refresh", "incr", "per_metric")
+            cases = [c for c in ("ref", "stateless", "refresh", "incr", "per_metric", "table")
                      if any(r_["case"] == c for r_ in res["memory"])]
             out.append("**Peak RSS** (MiB; each case once in a fresh child process, `VmHWM`):\n")
             out.append("| cell | " + " | ".join(cases) + " |")

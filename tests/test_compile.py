@@ -43,7 +43,8 @@ def test_every_statement_parses_back_in_its_dialect(plan, dialect, strategy):
 @pytest.mark.parametrize("dialect", DIALECTS)
 def test_golden_sql(plan, dialect):
     compiled = compile_plan(plan, dialect=dialect, strategy="cte")
-    text = "\n\n".join(f"-- step {s.step} ({s.action})\n{s.sql};" for s in compiled.statements) + "\n"
+    text = "\n\n".join(f"-- step {s.step} ({s.action})\n{s.sql};" for s in compiled.statements)
+    text += f"\n\n-- published view unit_metrics__button_color_v3\n{compiled.unit_view};\n"
     path = GOLDEN / f"button_color_v3.{dialect}.sql"
     if os.environ.get("WN_UPDATE_GOLDEN") or not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -51,12 +52,17 @@ def test_golden_sql(plan, dialect):
     assert text == path.read_text(), f"compiled SQL for {dialect} changed; see module docstring"
 
 
-def test_one_scan_per_source_joined_once_to_exposures(plan):
-    compiled = compile_plan(plan, dialect="duckdb", strategy="cte")
-    unit = next(s for s in compiled.statements if s.step == "unit_metrics")
+@pytest.mark.parametrize("unit_metrics", ["view", "table"])
+def test_one_scan_per_source_joined_once_to_exposures(plan, unit_metrics):
+    compiled = compile_plan(plan, dialect="duckdb", strategy="cte", unit_metrics=unit_metrics)
+    # the statement computing the unit metrics: the aggregates (view) or the unit_metrics table
+    unit = next(s for s in compiled.statements if s.step == ("aggregates" if unit_metrics == "view" else "unit_metrics"))
     tree = sqlglot.parse_one(unit.sql, read="duckdb")
     scanned = [t.name for t in tree.find_all(exp.Table) if t.name == "stg_events"]
     assert scanned == ["stg_events"], "the events source must be read exactly once"
+    every = [t.name for s in compiled.statements for t in sqlglot.parse_one(s.sql, read="duckdb").find_all(exp.Table)]
+    # the percentile metric's statement reads the events once more (its own rows, no unit column)
+    assert every.count("stg_events") == 2
     # every events metric, its CUPED covariate included, comes out of that one scan
     cte = next(c for c in tree.find_all(exp.CTE) if c.alias == "__wn_scan__events")
     columns = set(cte.this.named_selects)
@@ -71,11 +77,27 @@ def test_strategies_differ_only_in_materialisation(plan):
     cte = compile_plan(plan, dialect="duckdb", strategy="cte")
     temp = compile_plan(plan, dialect="duckdb", strategy="temp")
     # the last query: the percentile metric's statement (quantiles__median_order_value)
-    assert [s.action for s in cte.statements] == ["create_temp", "create_table", "query", "query"]
-    assert [s.action for s in temp.statements] == ["create_temp", "create_temp", "create_table", "query", "query",
-                                                   "drop"]
-    assert cte.choices == {"scan__events": "inline, plain scan"}
-    assert temp.choices == {"scan__events": "temp, plain scan"}
+    assert [s.action for s in cte.statements] == ["create_temp", "query", "query"]
+    assert [s.action for s in temp.statements] == ["create_temp", "create_temp", "query", "query", "drop"]
+    view = "inline; published as a view over the sources"
+    assert cte.choices == {"scan__events": "inline, plain scan", "unit_metrics": view}
+    assert temp.choices == {"scan__events": "temp, plain scan", "unit_metrics": view}
+    table = compile_plan(plan, dialect="duckdb", strategy="temp", unit_metrics="table")
+    assert [s.action for s in table.statements] == ["create_temp", "create_temp", "create_table", "query", "query",
+                                                    "drop"]
+    assert table.unit_view is None and table.relations["unit_metrics"].endswith("_unit_metrics")
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+def test_published_view_is_self_contained(plan, dialect):
+    """A stateless run's unit_metrics view outlives the run: it reads the sources, never the
+    run's temporary or staged relations."""
+    compiled = compile_plan(plan, dialect=dialect, strategy="temp")
+    tree = sqlglot.parse_one(compiled.unit_view, read=dialect)
+    ctes = {c.alias for c in tree.find_all(exp.CTE)}
+    read = {f"{t.db}.{t.name}" for t in tree.find_all(exp.Table) if t.name not in ctes}
+    # the exposure source and the events model, nothing the run staged
+    assert read == {"raw.exposures", "wn.stg_events"}, read
 
 
 def test_filters_are_qualified_to_the_source(plan):

@@ -54,6 +54,18 @@ def _unit_metrics(adapter):
     return {r["unit_id"]: r for r in adapter.fetch("select * from wn.unit_metrics__button_color_v3")}
 
 
+def _assert_same_units(got, expected):
+    assert got.keys() == expected.keys()
+    for unit, row in expected.items():
+        assert got[unit].keys() == row.keys()
+        for col, value in row.items():
+            other = got[unit][col]
+            if isinstance(value, float):
+                assert math.isclose(value, other, rel_tol=1e-9, abs_tol=1e-12), (unit, col)
+            else:
+                assert value == other, (unit, col)
+
+
 def test_incremental_equals_full_refresh_after_a_new_day_and_late_data(project_and_target):
     project, target = project_and_target
     with connect(target) as adapter:
@@ -70,20 +82,16 @@ def test_incremental_equals_full_refresh_after_a_new_day_and_late_data(project_a
         full_units = _unit_metrics(adapter)
         assert _assert_same(adapter, inc.run_id, full.run_id) > 100
         # per unit too, every measure
-        assert inc_units.keys() == full_units.keys()
-        for unit, row in full_units.items():
-            for col, value in row.items():
-                other = inc_units[unit][col]
-                if isinstance(value, float):
-                    assert math.isclose(value, other, rel_tol=1e-9, abs_tol=1e-12), (unit, col)
-                else:
-                    assert value == other, (unit, col)
+        _assert_same_units(inc_units, full_units)
         steps = {s.step: s for s in inc.steps}
         assert steps["days__events"].rows < len(full_units) * 3  # only the recent days
         # incremental runs publish the unit metrics as a view over the state (no per-unit copy),
-        # a stateless run as a table: the last run replaced the view
+        # a stateless run as a view over the sources, or as a table when asked for one
         assert steps["unit_metrics"].action == "inline"
-        assert inc_kind == "view" and adapter.relations("wn")["unit_metrics__button_color_v3"] == "table"
+        assert inc_kind == "view" and adapter.relations("wn")["unit_metrics__button_color_v3"] == "view"
+        run_experiment(project, target, adapter, "button_color_v3", as_of=DAY, mode="stateless", unit_metrics="table")
+        assert adapter.relations("wn")["unit_metrics__button_color_v3"] == "table"
+        _assert_same_units(_unit_metrics(adapter), full_units)
 
 
 def test_changed_and_added_metrics_backfill_alone(project_and_target, demo_project):

@@ -230,13 +230,14 @@ def test_failed_publish_leaves_previous_scorecard_intact(env: SimpleNamespace) -
     assert "fault injected during publish" in runs[0]["error"]
 
 
-@pytest.mark.parametrize("fault", ["unit_metrics", "aggregates"])
-def test_failed_step_leaves_no_stage_tables(env: SimpleNamespace, fault: str) -> None:
+@pytest.mark.parametrize("fault,unit_metrics", [("scan__events", "view"), ("aggregates", "view"),
+                                                ("unit_metrics", "table")])
+def test_failed_step_leaves_no_stage_tables(env: SimpleNamespace, fault: str, unit_metrics: str) -> None:
     with connect(env.pg) as adapter:
         before = _scorecard_latest(adapter, env.pg)
         with pytest.raises(WarehouseError, match="fault injected"):
             run_experiment(env.project, env.pg, adapter, EXPERIMENT, as_of=AS_OF, fault=fault,
-                           strategy="temp")
+                           strategy="temp", unit_metrics=unit_metrics)
         assert _scorecard_latest(adapter, env.pg) == before
         assert adapter.fetch("select table_name from information_schema.tables "
                              "where table_name like '\\_\\_wn%%'") == []

@@ -55,8 +55,9 @@ def test_grouped_scan_shape_gives_the_same_numbers(project_and_target, monkeypat
         monkeypatch.setattr(render, "GROUPED_SCAN_MIN_COLUMNS", 1)
         grouped = run_experiment(project, target, adapter, "button_color_v3", as_of=AS_OF)
         a, b = _scorecard(adapter, plain.run_id), _scorecard(adapter, grouped.run_id)
-    assert [s.choice for s in plain.steps if s.choice] == ["inline, plain scan"]
-    assert [s.choice for s in grouped.steps if s.choice] == ["inline, grouped scan"]
+    view = "inline; published as a view over the sources"
+    assert [s.choice for s in plain.steps if s.choice] == ["inline, plain scan", view]
+    assert [s.choice for s in grouped.steps if s.choice] == ["inline, grouped scan", view]
     assert a.keys() == b.keys() and len(a) > 100
     for key, row in a.items():
         for col in NUMBERS:
@@ -67,16 +68,18 @@ def test_grouped_scan_shape_gives_the_same_numbers(project_and_target, monkeypat
                 assert x == y, (key, col)
 
 
-@pytest.mark.parametrize("fault", ["exposures", "unit_metrics", "aggregates", "publish"])
-def test_failed_run_leaves_previous_results_intact(project_and_target, fault):
+@pytest.mark.parametrize("fault,unit_metrics", [("exposures", "view"), ("aggregates", "view"), ("publish", "view"),
+                                                ("unit_metrics", "table"), ("publish", "table")])
+def test_failed_run_leaves_previous_results_intact(project_and_target, fault, unit_metrics):
     project, target = project_and_target
     with connect(target) as adapter:
-        good = run_experiment(project, target, adapter, "button_color_v3", as_of=AS_OF)
+        good = run_experiment(project, target, adapter, "button_color_v3", as_of=AS_OF, unit_metrics=unit_metrics)
         before = adapter.fetch("select * from wn.scorecard_latest order by metric, variant, dimension, dimension_value")
         exposures_before = adapter.fetch("select count(*) as n from wn.exposures")[0]["n"]
         aggregates_before = adapter.fetch("select count(*) as n from wn.metric_aggregates")[0]["n"]
         with pytest.raises(WarehouseError, match="fault injected"):
-            run_experiment(project, target, adapter, "button_color_v3", as_of=AS_OF, fault=fault)
+            run_experiment(project, target, adapter, "button_color_v3", as_of=AS_OF, fault=fault,
+                           unit_metrics=unit_metrics)
         after = adapter.fetch("select * from wn.scorecard_latest order by metric, variant, dimension, dimension_value")
         assert after == before and after[0]["run_id"] == good.run_id
         assert adapter.fetch("select count(*) as n from wn.exposures")[0]["n"] == exposures_before
@@ -106,7 +109,8 @@ def test_broken_metric_fails_cleanly_and_names_the_step(project_and_target, demo
             run_experiment(broken, target, adapter, "button_color_v3", as_of=AS_OF,
                            target_dir=demo_project / "target")
         text = info.value.render()
-        assert "unit_metrics" in text and "event_kind" in text and "compiled SQL" in text
+        # the scan is a CTE of the aggregates statement (unit metrics published as a view)
+        assert "step 'aggregates'" in text and "event_kind" in text and "compiled SQL" in text
         assert adapter.fetch("select count(*) as n from wn.scorecard_latest")[0]["n"] > 0
 
 
@@ -122,12 +126,14 @@ def test_run_results_json_records_steps(project_and_target, demo_project):
     assert data["metadata"]["schema_version"].endswith("run-results/v1.json")
     steps = {s["step"]: s for s in data["results"][0]["steps"]}
     assert steps["exposures"]["rows"] == units
-    assert steps["unit_metrics"]["rows"] == units
+    assert steps["unit_metrics"]["action"] == "inline" and steps["unit_metrics"]["rows"] is None
+    assert steps["unit_metrics"]["choice"] == "inline; published as a view over the sources"
     assert steps["scan__events"]["choice"] == "temp, plain scan"
     assert {"exposures", "scan__events", "unit_metrics", "aggregates", "statistics", "publish"} <= set(steps)
     assert json.loads(steps_json)[0]["step"] == "model:stg_events"
     compiled = sorted(p.name for p in (demo_project / "target" / "compiled" / "button_color_v3" / "duckdb").glob("*.sql"))
     assert compiled[0] == "01_model_stg_events.sql" and any("scan__events" in c for c in compiled)
+    assert any(c.endswith("_publish_unit_metrics_view.sql") for c in compiled)
 
 
 def test_null_variant_rows_are_unknown_not_multi_exposed(project_and_target):

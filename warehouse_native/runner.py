@@ -79,10 +79,11 @@ def new_run_id(now: dt.datetime) -> str:
 
 
 def compile_experiment(project: Project, experiment: str, *, as_of: dt.date, schema: str,
-                       dialect: str, strategy: str, stage_prefix: str | None = None) -> tuple[AnalysisPlan, CompiledPlan]:
+                       dialect: str, strategy: str, stage_prefix: str | None = None,
+                       unit_metrics: str = "view") -> tuple[AnalysisPlan, CompiledPlan]:
     plan = build_plan(project, project.experiment(experiment), as_of=as_of, schema=schema)
     compiled = compile_plan(plan, dialect=dialect, strategy=strategy,
-                            stage_prefix=stage_prefix or f"{schema}.__wn_stage")
+                            stage_prefix=stage_prefix or f"{schema}.__wn_stage", unit_metrics=unit_metrics)
     return plan, compiled
 
 
@@ -110,12 +111,16 @@ def compiled_files(plan: AnalysisPlan, compiled: CompiledPlan, models: list[tupl
 def run_experiment(project: Project, target: Target, adapter: Adapter, experiment: str, *,
                    as_of: dt.date, strategy: str = "auto", mode: str = "stateless",
                    lookback_days: int = 2, target_dir: Path | None = None,
-                   progress: Progress | None = None, fault: str | None = None) -> RunResult:
+                   progress: Progress | None = None, fault: str | None = None,
+                   unit_metrics: str = "view") -> RunResult:
     """Run one experiment end to end; raises WnError after recording a failed run.
 
     ``mode``: ``stateless`` scans the sources in full and keeps no state; ``incremental``
     keeps per-unit-per-day state and reprocesses only recent days (``lookback_days`` before
     the day after the last processed one); ``full-refresh`` rebuilds that state.
+    ``unit_metrics``: how a stateless run publishes ``unit_metrics__<experiment>``: ``view``
+    (recomputed from the sources on read; no per-unit write) or ``table`` (a snapshot).
+    Incremental runs publish a view over their state.
     """
     say = progress or (lambda _msg: None)
     schema = target.schema
@@ -124,6 +129,10 @@ def run_experiment(project: Project, target: Target, adapter: Adapter, experimen
     stage = f"{schema}.__wn_{run_id.split('_')[-1]}"
     if mode not in MODES:
         raise WnError(f"unknown mode '{mode}'; use one of {', '.join(MODES)}")
+    if unit_metrics == "table" and mode != "stateless":
+        raise WnError("--unit-metrics table applies to runs without state (--no-state): an incremental run "
+                      "publishes the unit metrics as a view over its state; add --no-state or leave "
+                      "--unit-metrics at its default (view)")
     # incremental runs stage what becomes state as tables and what is read once as temporary tables
     result = RunResult(run_id, experiment, "running", strategy if mode == "stateless" else "state",
                        started, mode=mode)
@@ -144,7 +153,8 @@ def run_experiment(project: Project, target: Target, adapter: Adapter, experimen
             + [(q.relation, q.unit_column) for q in plan.quantiles]))
         result.plan = plan
         if mode == "stateless":
-            compiled = compile_plan(plan, dialect=adapter.dialect, strategy=strategy, stage_prefix=stage)
+            compiled = compile_plan(plan, dialect=adapter.dialect, strategy=strategy, stage_prefix=stage,
+                                    unit_metrics=unit_metrics)
         else:
             spec, result.note = incremental.decide(
                 adapter, schema, plan, full_refresh=mode == "full-refresh", lookback_days=lookback_days,

@@ -31,8 +31,9 @@ FROM ranked
 GROUP BY
   unit_id;
 
--- step unit_metrics (create_table)
-CREATE TABLE wn.__wn_stage_unit_metrics AS
+-- step aggregates (query)
+/* plan: sufficient statistics per variant and per slice of country (13 metrics) */
+/* only units in a configured variant are analysed; '__multiple__' and unknown variants are excluded */
 WITH __wn_scan__events AS (
   /* plan: one scan of source 'events' joined once to the exposures; 29 unit columns */
   /* windows: post = [first exposure + start_day, min(analysis end, first exposure + end_day)); pre = [first exposure - 14 days, first exposure) */
@@ -167,102 +168,98 @@ WITH __wn_scan__events AS (
     AND s.ts >= e.first_exposure_at - INTERVAL '14' DAY
   GROUP BY
     e.unit_id
-)
-/* plan: unit metrics of experiment 'button_color_v3': every exposed unit, one column per unit measure */
-/* units without source rows get 0; daily_participation divides active days by days in the window */
-SELECT
-  'button_color_v3' AS experiment,
-  'user_id' AS unit_type,
-  e.unit_id,
-  e.variant,
-  e.first_exposure_at,
-  e.exposure_count,
-  e.country,
-  GREATEST(
-    DATE_DIFF(
-      'DAY',
-      DATE_TRUNC('DAY', CAST(e.first_exposure_at AS DATE)),
-      DATE_TRUNC('DAY', CAST('2026-10-30' AS DATE))
-    ),
-    1
-  ) AS post_days,
-  CAST(COALESCE(s0.visited_signup, 0) AS DOUBLE) AS visited_signup,
-  CAST(COALESCE(s0.visited_signup__pre, 0) AS DOUBLE) AS visited_signup__pre,
-  CAST(COALESCE(s0.dau, 0) AS DOUBLE) / GREATEST(
-    DATE_DIFF(
-      'DAY',
-      DATE_TRUNC('DAY', CAST(e.first_exposure_at AS DATE)),
-      DATE_TRUNC('DAY', CAST('2026-10-30' AS DATE))
-    ),
-    1
-  ) AS dau,
-  CAST(COALESCE(s0.dau__pre, 0) AS DOUBLE) / GREATEST(
-    DATE_DIFF(
-      'DAY',
-      DATE_TRUNC('DAY', CAST(e.first_exposure_at - INTERVAL '14' DAY AS DATE)),
-      DATE_TRUNC('DAY', CAST(e.first_exposure_at AS DATE))
-    ) + CASE
-      WHEN CAST(CAST(e.first_exposure_at AS DATE) AS TIMESTAMP) = e.first_exposure_at
-      THEN 0
-      ELSE 1
-    END,
-    1
-  ) AS dau__pre,
-  CAST(COALESCE(s0.signups, 0) AS DOUBLE) AS signups,
-  CAST(COALESCE(s0.signups__pre, 0) AS DOUBLE) AS signups__pre,
-  CAST(COALESCE(s0.pages_per_session__num, 0) AS DOUBLE) AS pages_per_session__num,
-  CAST(COALESCE(s0.pages_per_session__num__pre, 0) AS DOUBLE) AS pages_per_session__num__pre,
-  CAST(COALESCE(s0.pages_per_session__den, 0) AS DOUBLE) AS pages_per_session__den,
-  CAST(COALESCE(s0.pages_per_session__den__pre, 0) AS DOUBLE) AS pages_per_session__den__pre,
-  CAST(COALESCE(s0.avg_order_value, 0) AS DOUBLE) AS avg_order_value,
-  CAST(COALESCE(s0.avg_order_value__den, 0) AS DOUBLE) AS avg_order_value__den,
-  CAST(COALESCE(s0.avg_order_value__pre, 0) AS DOUBLE) AS avg_order_value__pre,
-  CAST(COALESCE(s0.avg_order_value__pre_den, 0) AS DOUBLE) AS avg_order_value__pre_den,
-  CAST(COALESCE(s0.active_days, 0) AS DOUBLE) AS active_days,
-  CAST(COALESCE(s0.active_days__pre, 0) AS DOUBLE) AS active_days__pre,
-  CASE
-    WHEN e.first_exposure_at + INTERVAL '2' DAY <= CAST('2026-10-30 00:00:00' AS TIMESTAMP)
-    THEN CAST(COALESCE(s0.day1_return, 0) AS DOUBLE)
-    ELSE CAST(0 AS DOUBLE)
-  END AS day1_return,
-  CAST(CASE
-    WHEN e.first_exposure_at + INTERVAL '2' DAY <= CAST('2026-10-30 00:00:00' AS TIMESTAMP)
-    THEN 1
-    ELSE 0
-  END AS DOUBLE) AS day1_return__den,
-  CASE
-    WHEN e.first_exposure_at + INTERVAL '2' DAY <= CAST('2026-10-30 00:00:00' AS TIMESTAMP)
-    THEN CAST(COALESCE(s0.day1_return__pre, 0) AS DOUBLE)
-    ELSE CAST(0 AS DOUBLE)
-  END AS day1_return__pre,
-  CAST(CASE WHEN NOT s0.signup_funnel__visited IS NULL THEN 1 ELSE 0 END AS DOUBLE) AS signup_funnel__visited,
-  CAST(CASE
-    WHEN NOT s0.signup_funnel__visited IS NULL
-    AND NOT s0.signup_funnel__signed_up IS NULL
-    AND s0.signup_funnel__signed_up >= s0.signup_funnel__visited
-    AND s0.signup_funnel__signed_up < s0.signup_funnel__visited + INTERVAL '86400' SECOND
-    THEN 1
-    ELSE 0
-  END AS DOUBLE) AS signup_funnel__signed_up,
-  CAST(COALESCE(s0.event_types_used, 0) AS DOUBLE) AS event_types_used,
-  CAST(COALESCE(s0.event_types_used__pre, 0) AS DOUBLE) AS event_types_used__pre,
-  CAST(COALESCE(s0.revenue, 0) AS DOUBLE) AS revenue,
-  CAST(COALESCE(s0.revenue__pre, 0) AS DOUBLE) AS revenue__pre,
-  CAST(COALESCE(s0.api_success_rate__num, 0) AS DOUBLE) AS api_success_rate__num,
-  CAST(COALESCE(s0.api_success_rate__num__pre, 0) AS DOUBLE) AS api_success_rate__num__pre,
-  CAST(COALESCE(s0.api_success_rate__den, 0) AS DOUBLE) AS api_success_rate__den,
-  CAST(COALESCE(s0.api_success_rate__den__pre, 0) AS DOUBLE) AS api_success_rate__den__pre
-FROM __wn_stage_exposures AS e
-LEFT JOIN __wn_scan__events AS s0
-  ON s0.unit_id = e.unit_id;
-
--- step aggregates (query)
-/* plan: sufficient statistics per variant and per slice of country (13 metrics) */
-/* only units in a configured variant are analysed; '__multiple__' and unknown variants are excluded */
-WITH analysed AS (
+), unit_metrics AS (
+  /* plan: unit metrics of experiment 'button_color_v3': every exposed unit, one column per unit measure */
+  /* units without source rows get 0; daily_participation divides active days by days in the window */
+  SELECT
+    'button_color_v3' AS experiment,
+    'user_id' AS unit_type,
+    e.unit_id,
+    e.variant,
+    e.first_exposure_at,
+    e.exposure_count,
+    e.country,
+    GREATEST(
+      DATE_DIFF(
+        'DAY',
+        DATE_TRUNC('DAY', CAST(e.first_exposure_at AS DATE)),
+        DATE_TRUNC('DAY', CAST('2026-10-30' AS DATE))
+      ),
+      1
+    ) AS post_days,
+    CAST(COALESCE(s0.visited_signup, 0) AS DOUBLE) AS visited_signup,
+    CAST(COALESCE(s0.visited_signup__pre, 0) AS DOUBLE) AS visited_signup__pre,
+    CAST(COALESCE(s0.dau, 0) AS DOUBLE) / GREATEST(
+      DATE_DIFF(
+        'DAY',
+        DATE_TRUNC('DAY', CAST(e.first_exposure_at AS DATE)),
+        DATE_TRUNC('DAY', CAST('2026-10-30' AS DATE))
+      ),
+      1
+    ) AS dau,
+    CAST(COALESCE(s0.dau__pre, 0) AS DOUBLE) / GREATEST(
+      DATE_DIFF(
+        'DAY',
+        DATE_TRUNC('DAY', CAST(e.first_exposure_at - INTERVAL '14' DAY AS DATE)),
+        DATE_TRUNC('DAY', CAST(e.first_exposure_at AS DATE))
+      ) + CASE
+        WHEN CAST(CAST(e.first_exposure_at AS DATE) AS TIMESTAMP) = e.first_exposure_at
+        THEN 0
+        ELSE 1
+      END,
+      1
+    ) AS dau__pre,
+    CAST(COALESCE(s0.signups, 0) AS DOUBLE) AS signups,
+    CAST(COALESCE(s0.signups__pre, 0) AS DOUBLE) AS signups__pre,
+    CAST(COALESCE(s0.pages_per_session__num, 0) AS DOUBLE) AS pages_per_session__num,
+    CAST(COALESCE(s0.pages_per_session__num__pre, 0) AS DOUBLE) AS pages_per_session__num__pre,
+    CAST(COALESCE(s0.pages_per_session__den, 0) AS DOUBLE) AS pages_per_session__den,
+    CAST(COALESCE(s0.pages_per_session__den__pre, 0) AS DOUBLE) AS pages_per_session__den__pre,
+    CAST(COALESCE(s0.avg_order_value, 0) AS DOUBLE) AS avg_order_value,
+    CAST(COALESCE(s0.avg_order_value__den, 0) AS DOUBLE) AS avg_order_value__den,
+    CAST(COALESCE(s0.avg_order_value__pre, 0) AS DOUBLE) AS avg_order_value__pre,
+    CAST(COALESCE(s0.avg_order_value__pre_den, 0) AS DOUBLE) AS avg_order_value__pre_den,
+    CAST(COALESCE(s0.active_days, 0) AS DOUBLE) AS active_days,
+    CAST(COALESCE(s0.active_days__pre, 0) AS DOUBLE) AS active_days__pre,
+    CASE
+      WHEN e.first_exposure_at + INTERVAL '2' DAY <= CAST('2026-10-30 00:00:00' AS TIMESTAMP)
+      THEN CAST(COALESCE(s0.day1_return, 0) AS DOUBLE)
+      ELSE CAST(0 AS DOUBLE)
+    END AS day1_return,
+    CAST(CASE
+      WHEN e.first_exposure_at + INTERVAL '2' DAY <= CAST('2026-10-30 00:00:00' AS TIMESTAMP)
+      THEN 1
+      ELSE 0
+    END AS DOUBLE) AS day1_return__den,
+    CASE
+      WHEN e.first_exposure_at + INTERVAL '2' DAY <= CAST('2026-10-30 00:00:00' AS TIMESTAMP)
+      THEN CAST(COALESCE(s0.day1_return__pre, 0) AS DOUBLE)
+      ELSE CAST(0 AS DOUBLE)
+    END AS day1_return__pre,
+    CAST(CASE WHEN NOT s0.signup_funnel__visited IS NULL THEN 1 ELSE 0 END AS DOUBLE) AS signup_funnel__visited,
+    CAST(CASE
+      WHEN NOT s0.signup_funnel__visited IS NULL
+      AND NOT s0.signup_funnel__signed_up IS NULL
+      AND s0.signup_funnel__signed_up >= s0.signup_funnel__visited
+      AND s0.signup_funnel__signed_up < s0.signup_funnel__visited + INTERVAL '86400' SECOND
+      THEN 1
+      ELSE 0
+    END AS DOUBLE) AS signup_funnel__signed_up,
+    CAST(COALESCE(s0.event_types_used, 0) AS DOUBLE) AS event_types_used,
+    CAST(COALESCE(s0.event_types_used__pre, 0) AS DOUBLE) AS event_types_used__pre,
+    CAST(COALESCE(s0.revenue, 0) AS DOUBLE) AS revenue,
+    CAST(COALESCE(s0.revenue__pre, 0) AS DOUBLE) AS revenue__pre,
+    CAST(COALESCE(s0.api_success_rate__num, 0) AS DOUBLE) AS api_success_rate__num,
+    CAST(COALESCE(s0.api_success_rate__num__pre, 0) AS DOUBLE) AS api_success_rate__num__pre,
+    CAST(COALESCE(s0.api_success_rate__den, 0) AS DOUBLE) AS api_success_rate__den,
+    CAST(COALESCE(s0.api_success_rate__den__pre, 0) AS DOUBLE) AS api_success_rate__den__pre
+  FROM __wn_stage_exposures AS e
+  LEFT JOIN __wn_scan__events AS s0
+    ON s0.unit_id = e.unit_id
+), analysed AS (
   SELECT
     *
-  FROM wn.__wn_stage_unit_metrics
+  FROM unit_metrics
   WHERE
     variant IN ('blue', 'red', 'green', 'orange')
 ), caps AS (
@@ -757,3 +754,254 @@ LEFT JOIN bounds AS bd
   ON bd.slice_id = x.slice_id
   AND bd.slice_value = x.slice_value
   AND bd.variant = x.variant;
+
+-- published view unit_metrics__button_color_v3
+WITH assignments AS (
+  SELECT
+    src.user_id AS unit_id,
+    COALESCE(CAST(src.group_name AS VARCHAR), '(null)') AS variant,
+    src.ts AS exposed_at,
+    src.country AS country
+  FROM raw.exposures AS src
+  WHERE
+    src.experiment = 'button_color_v3'
+    AND src.ts >= CAST('2026-10-15 00:00:00' AS TIMESTAMP)
+    AND src.ts < CAST('2026-10-30 00:00:00' AS TIMESTAMP)
+    AND NOT src.user_id IS NULL
+), ranked AS (
+  SELECT
+    assignments.*,
+    ROW_NUMBER() OVER (PARTITION BY unit_id ORDER BY exposed_at, variant) AS exposure_rank
+  FROM assignments
+), exposed_units AS (
+  SELECT
+    unit_id,
+    CASE WHEN MIN(variant) = MAX(variant) THEN MIN(variant) ELSE '__multiple__' END AS variant,
+    MIN(exposed_at) AS first_exposure_at,
+    COUNT(*) AS exposure_count,
+    MAX(CASE WHEN exposure_rank = 1 THEN CAST(country AS VARCHAR) END) AS country
+  FROM ranked
+  GROUP BY
+    unit_id
+), __wn_scan__events AS (
+  /* plan: one scan of source 'events' joined once to the exposures; 29 unit columns */
+  /* windows: post = [first exposure + start_day, min(analysis end, first exposure + end_day)); pre = [first exposure - 14 days, first exposure) */
+  SELECT
+    e.unit_id,
+    MAX(1) FILTER(WHERE
+      (
+        s.event_name = 'visited_signup'
+      ) AND s.ts >= e.first_exposure_at) AS visited_signup, /* metric visited_signup: flag, post window */
+    MAX(1) FILTER(WHERE
+      (
+        s.event_name = 'visited_signup'
+      ) AND s.ts < e.first_exposure_at) AS visited_signup__pre, /* metric visited_signup: flag, pre window */
+    COUNT(DISTINCT CAST(s.ts AS DATE)) FILTER(WHERE
+      (
+        s.event_name = 'session_start'
+      ) AND s.ts >= e.first_exposure_at) AS dau, /* metric dau: distinct_days, post window */
+    COUNT(DISTINCT CAST(s.ts AS DATE)) FILTER(WHERE
+      (
+        s.event_name = 'session_start'
+      ) AND s.ts < e.first_exposure_at) AS dau__pre, /* metric dau: distinct_days, pre window */
+    COUNT(*) FILTER(WHERE
+      (
+        s.event_name = 'signup_success'
+      ) AND s.ts >= e.first_exposure_at) AS signups, /* metric signups: count, post window */
+    COUNT(*) FILTER(WHERE
+      (
+        s.event_name = 'signup_success'
+      ) AND s.ts < e.first_exposure_at) AS signups__pre, /* metric signups: count, pre window */
+    COUNT(*) FILTER(WHERE
+      (
+        s.event_name = 'page_view'
+      ) AND s.ts >= e.first_exposure_at) AS pages_per_session__num, /* metric page_views: count, post window */
+    COUNT(*) FILTER(WHERE
+      (
+        s.event_name = 'page_view'
+      ) AND s.ts < e.first_exposure_at) AS pages_per_session__num__pre, /* metric page_views: count, pre window */
+    COUNT(*) FILTER(WHERE
+      (
+        s.event_name = 'session_start'
+      ) AND s.ts >= e.first_exposure_at) AS pages_per_session__den, /* metric sessions: count, post window */
+    COUNT(*) FILTER(WHERE
+      (
+        s.event_name = 'session_start'
+      ) AND s.ts < e.first_exposure_at) AS pages_per_session__den__pre, /* metric sessions: count, pre window */
+    SUM(s.value) FILTER(WHERE
+      (
+        s.event_name = 'purchase'
+      ) AND s.ts >= e.first_exposure_at) AS avg_order_value, /* metric avg_order_value: sum, post window */
+    COUNT(*) FILTER(WHERE
+      (
+        s.event_name = 'purchase'
+      ) AND s.ts >= e.first_exposure_at) AS avg_order_value__den, /* metric avg_order_value: count, post window */
+    SUM(s.value) FILTER(WHERE
+      (
+        s.event_name = 'purchase'
+      ) AND s.ts < e.first_exposure_at) AS avg_order_value__pre, /* metric avg_order_value: sum, pre window */
+    COUNT(*) FILTER(WHERE
+      (
+        s.event_name = 'purchase'
+      ) AND s.ts < e.first_exposure_at) AS avg_order_value__pre_den, /* metric avg_order_value: count, pre window */
+    COUNT(DISTINCT CAST(s.ts AS DATE)) FILTER(WHERE
+      (
+        s.event_name = 'session_start'
+      ) AND s.ts >= e.first_exposure_at) AS active_days, /* metric active_days: distinct_days, post window */
+    COUNT(DISTINCT CAST(s.ts AS DATE)) FILTER(WHERE
+      (
+        s.event_name = 'session_start'
+      ) AND s.ts < e.first_exposure_at) AS active_days__pre, /* metric active_days: distinct_days, pre window */
+    MAX(1) FILTER(WHERE
+      (
+        s.event_name = 'session_start'
+      )
+      AND s.ts >= e.first_exposure_at + INTERVAL '1' DAY
+      AND s.ts < e.first_exposure_at + INTERVAL '2' DAY) AS day1_return, /* metric day1_return: flag, post window */
+    MAX(1) FILTER(WHERE
+      (
+        s.event_name = 'session_start'
+      )
+      AND s.ts >= e.first_exposure_at + INTERVAL '1' DAY
+      AND s.ts < e.first_exposure_at + INTERVAL '2' DAY) AS day1_return__den, /* metric day1_return: flag, post window */
+    MAX(1) FILTER(WHERE
+      (
+        s.event_name = 'session_start'
+      ) AND s.ts < e.first_exposure_at) AS day1_return__pre, /* metric day1_return: flag, pre window */
+    MIN(s.ts) FILTER(WHERE
+      (
+        s.event_name = 'visited_signup'
+      ) AND s.ts >= e.first_exposure_at) AS signup_funnel__visited, /* metric signup_funnel: first_ts, post window */
+    MIN(s.ts) FILTER(WHERE
+      (
+        s.event_name = 'signup_success'
+      ) AND s.ts >= e.first_exposure_at) AS signup_funnel__signed_up, /* metric signup_funnel: first_ts, post window */
+    COUNT(DISTINCT s.event_name) FILTER(WHERE
+      s.ts >= e.first_exposure_at) AS event_types_used, /* metric event_types_used: count_distinct, post window */
+    COUNT(DISTINCT s.event_name) FILTER(WHERE
+      s.ts < e.first_exposure_at) AS event_types_used__pre, /* metric event_types_used: count_distinct, pre window */
+    SUM(s.value) FILTER(WHERE
+      (
+        s.event_name = 'purchase'
+      ) AND s.ts >= e.first_exposure_at) AS revenue, /* metric revenue: sum, post window */
+    SUM(s.value) FILTER(WHERE
+      (
+        s.event_name = 'purchase'
+      ) AND s.ts < e.first_exposure_at) AS revenue__pre, /* metric revenue: sum, pre window */
+    COUNT(*) FILTER(WHERE
+      (
+        s.event_name = 'api_success'
+      ) AND s.ts >= e.first_exposure_at) AS api_success_rate__num, /* metric api_successes: count, post window */
+    COUNT(*) FILTER(WHERE
+      (
+        s.event_name = 'api_success'
+      ) AND s.ts < e.first_exposure_at) AS api_success_rate__num__pre, /* metric api_successes: count, pre window */
+    COUNT(*) FILTER(WHERE
+      (
+        s.event_name = 'api_request'
+      ) AND s.ts >= e.first_exposure_at) AS api_success_rate__den, /* metric api_requests: count, post window */
+    COUNT(*) FILTER(WHERE
+      (
+        s.event_name = 'api_request'
+      ) AND s.ts < e.first_exposure_at) AS api_success_rate__den__pre /* metric api_requests: count, pre window */
+  FROM exposed_units AS e
+  JOIN (
+    SELECT
+      *
+    FROM wn.stg_events
+  ) AS s
+    ON s.user_id = e.unit_id
+  WHERE
+    s.ts >= CAST('2026-10-01 00:00:00' AS TIMESTAMP)
+    AND s.ts < CAST('2026-10-30 00:00:00' AS TIMESTAMP)
+    AND s.ts >= e.first_exposure_at - INTERVAL '14' DAY
+  GROUP BY
+    e.unit_id
+)
+/* plan: unit metrics of experiment 'button_color_v3': every exposed unit, one column per unit measure */
+/* units without source rows get 0; daily_participation divides active days by days in the window */
+SELECT
+  'button_color_v3' AS experiment,
+  'user_id' AS unit_type,
+  e.unit_id,
+  e.variant,
+  e.first_exposure_at,
+  e.exposure_count,
+  e.country,
+  GREATEST(
+    DATE_DIFF(
+      'DAY',
+      DATE_TRUNC('DAY', CAST(e.first_exposure_at AS DATE)),
+      DATE_TRUNC('DAY', CAST('2026-10-30' AS DATE))
+    ),
+    1
+  ) AS post_days,
+  CAST(COALESCE(s0.visited_signup, 0) AS DOUBLE) AS visited_signup,
+  CAST(COALESCE(s0.visited_signup__pre, 0) AS DOUBLE) AS visited_signup__pre,
+  CAST(COALESCE(s0.dau, 0) AS DOUBLE) / GREATEST(
+    DATE_DIFF(
+      'DAY',
+      DATE_TRUNC('DAY', CAST(e.first_exposure_at AS DATE)),
+      DATE_TRUNC('DAY', CAST('2026-10-30' AS DATE))
+    ),
+    1
+  ) AS dau,
+  CAST(COALESCE(s0.dau__pre, 0) AS DOUBLE) / GREATEST(
+    DATE_DIFF(
+      'DAY',
+      DATE_TRUNC('DAY', CAST(e.first_exposure_at - INTERVAL '14' DAY AS DATE)),
+      DATE_TRUNC('DAY', CAST(e.first_exposure_at AS DATE))
+    ) + CASE
+      WHEN CAST(CAST(e.first_exposure_at AS DATE) AS TIMESTAMP) = e.first_exposure_at
+      THEN 0
+      ELSE 1
+    END,
+    1
+  ) AS dau__pre,
+  CAST(COALESCE(s0.signups, 0) AS DOUBLE) AS signups,
+  CAST(COALESCE(s0.signups__pre, 0) AS DOUBLE) AS signups__pre,
+  CAST(COALESCE(s0.pages_per_session__num, 0) AS DOUBLE) AS pages_per_session__num,
+  CAST(COALESCE(s0.pages_per_session__num__pre, 0) AS DOUBLE) AS pages_per_session__num__pre,
+  CAST(COALESCE(s0.pages_per_session__den, 0) AS DOUBLE) AS pages_per_session__den,
+  CAST(COALESCE(s0.pages_per_session__den__pre, 0) AS DOUBLE) AS pages_per_session__den__pre,
+  CAST(COALESCE(s0.avg_order_value, 0) AS DOUBLE) AS avg_order_value,
+  CAST(COALESCE(s0.avg_order_value__den, 0) AS DOUBLE) AS avg_order_value__den,
+  CAST(COALESCE(s0.avg_order_value__pre, 0) AS DOUBLE) AS avg_order_value__pre,
+  CAST(COALESCE(s0.avg_order_value__pre_den, 0) AS DOUBLE) AS avg_order_value__pre_den,
+  CAST(COALESCE(s0.active_days, 0) AS DOUBLE) AS active_days,
+  CAST(COALESCE(s0.active_days__pre, 0) AS DOUBLE) AS active_days__pre,
+  CASE
+    WHEN e.first_exposure_at + INTERVAL '2' DAY <= CAST('2026-10-30 00:00:00' AS TIMESTAMP)
+    THEN CAST(COALESCE(s0.day1_return, 0) AS DOUBLE)
+    ELSE CAST(0 AS DOUBLE)
+  END AS day1_return,
+  CAST(CASE
+    WHEN e.first_exposure_at + INTERVAL '2' DAY <= CAST('2026-10-30 00:00:00' AS TIMESTAMP)
+    THEN 1
+    ELSE 0
+  END AS DOUBLE) AS day1_return__den,
+  CASE
+    WHEN e.first_exposure_at + INTERVAL '2' DAY <= CAST('2026-10-30 00:00:00' AS TIMESTAMP)
+    THEN CAST(COALESCE(s0.day1_return__pre, 0) AS DOUBLE)
+    ELSE CAST(0 AS DOUBLE)
+  END AS day1_return__pre,
+  CAST(CASE WHEN NOT s0.signup_funnel__visited IS NULL THEN 1 ELSE 0 END AS DOUBLE) AS signup_funnel__visited,
+  CAST(CASE
+    WHEN NOT s0.signup_funnel__visited IS NULL
+    AND NOT s0.signup_funnel__signed_up IS NULL
+    AND s0.signup_funnel__signed_up >= s0.signup_funnel__visited
+    AND s0.signup_funnel__signed_up < s0.signup_funnel__visited + INTERVAL '86400' SECOND
+    THEN 1
+    ELSE 0
+  END AS DOUBLE) AS signup_funnel__signed_up,
+  CAST(COALESCE(s0.event_types_used, 0) AS DOUBLE) AS event_types_used,
+  CAST(COALESCE(s0.event_types_used__pre, 0) AS DOUBLE) AS event_types_used__pre,
+  CAST(COALESCE(s0.revenue, 0) AS DOUBLE) AS revenue,
+  CAST(COALESCE(s0.revenue__pre, 0) AS DOUBLE) AS revenue__pre,
+  CAST(COALESCE(s0.api_success_rate__num, 0) AS DOUBLE) AS api_success_rate__num,
+  CAST(COALESCE(s0.api_success_rate__num__pre, 0) AS DOUBLE) AS api_success_rate__num__pre,
+  CAST(COALESCE(s0.api_success_rate__den, 0) AS DOUBLE) AS api_success_rate__den,
+  CAST(COALESCE(s0.api_success_rate__den__pre, 0) AS DOUBLE) AS api_success_rate__den__pre
+FROM exposed_units AS e
+LEFT JOIN __wn_scan__events AS s0
+  ON s0.unit_id = e.unit_id;

@@ -84,5 +84,11 @@ strategy_option = click.option(
     "--strategy", type=click.Choice(["auto", "cte", "temp"]), default="auto", show_default=True,
     help="Run intermediate steps as CTEs of one statement, as temporary tables, or choose per step.")
 
+unit_metrics_option = click.option(
+    "--unit-metrics", type=click.Choice(["view", "table"]), default="view", show_default=True,
+    help="How a run without state publishes unit_metrics__<experiment>: a view that recomputes it "
+         "from the sources when read (no per-unit write), or a table (a snapshot; costs a write "
+         "of one row per unit).")
+
 experiment_option = click.option("--experiment", "-e", "experiments", multiple=True, metavar="NAME",
                                  help="Experiment to process (repeatable).")

@@ -8,7 +8,7 @@ import click
 
 from ..errors import WnError
 from .console import console, err_console
-from .flags import Flags, common_flags, experiment_option, strategy_option
+from .flags import Flags, common_flags, experiment_option, strategy_option, unit_metrics_option
 
 if TYPE_CHECKING:
     from ..runner import RunResult
@@ -22,18 +22,22 @@ if TYPE_CHECKING:
               help="Rebuild the incremental state from the whole history.")
 @click.option("--no-state", is_flag=True,
               help="Scan the full history and keep no incremental state (ad-hoc runs).")
+@unit_metrics_option
 @click.option("--lookback-days", type=click.IntRange(min=0, max=365), default=2, show_default=True,
               help="Incremental runs reprocess this many days before the first new day (late data).")
 @click.option("--quiet", "-q", is_flag=True, help="Print one summary line per experiment.")
 @click.option("--fail-fast", is_flag=True, help="Stop at the first failing experiment.")
 @common_flags
 def command(flags: Flags, experiments: tuple[str, ...], all_: bool, strategy: str, full_refresh: bool,
-            no_state: bool, lookback_days: int, quiet: bool, fail_fast: bool) -> None:
+            no_state: bool, unit_metrics: str, lookback_days: int, quiet: bool, fail_fast: bool) -> None:
     """Run experiments: exposures -> unit metrics -> aggregates -> statistics -> scorecard."""
     project = flags.load_project()
     target = flags.load_target()
     if full_refresh and no_state:
         raise click.UsageError("--full-refresh rebuilds the state and --no-state keeps none: give one")
+    if unit_metrics == "table" and not no_state:
+        raise click.UsageError("--unit-metrics table applies to --no-state runs: an incremental run publishes "
+                               "the unit metrics as a view over its state")
     mode = "stateless" if no_state else "full-refresh" if full_refresh else "incremental"
     if all_ and experiments:
         raise click.UsageError("give --experiment NAME or --all, not both")
@@ -71,7 +75,7 @@ def command(flags: Flags, experiments: tuple[str, ...], all_: bool, strategy: st
                     # runs of one experiment take turns; stages of killed runs are swept
                     with adapter.run_guard(name, on_wait=progress):
                         result = run_experiment(project, target, adapter, name, as_of=flags.as_of,
-                                                strategy=strategy, mode=mode, lookback_days=lookback_days,
+                                                strategy=strategy, mode=mode, lookback_days=lookback_days, unit_metrics=unit_metrics,
                                                 target_dir=flags.target_dir, progress=progress)
                 except WnError as exc:
                     failures.append((name, exc))

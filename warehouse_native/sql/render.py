@@ -7,7 +7,11 @@ data, no connection — that the warehouse layer executes in order.
 Steps of the plan::
 
     exposures (temporary table, read by every scan) -> scan__<source> (intermediate, one per
-    source) -> unit_metrics (output; wn.exposures is a view over it) -> aggregates (query, fetched)
+    source) -> unit_metrics -> aggregates (query, fetched)
+
+``unit_metrics`` is a CTE of the aggregates statement, published as a view that recomputes it
+from the sources (``unit_metrics="view"``, the default: no per-unit write), or a table the
+aggregates read (``"table"``: a snapshot).  ``wn.exposures`` is a view over it either way.
 
 ``strategy``: ``cte`` inlines every intermediate as a CTE of the statement that reads it;
 ``temp`` materialises each intermediate as a temporary table; ``auto`` materialises an
@@ -440,19 +444,29 @@ def _with_key(node: exp.Expression) -> str:
     return "with_" if "with_" in node.arg_types else "with"   # sqlglot renamed the arg in v26
 
 
+UNIT_METRICS = ("view", "table")
+
+
 def compile_plan(plan: AnalysisPlan, *, dialect: str = "duckdb", strategy: str = "auto",
-                 stage_prefix: str = "wn.__wn_stage") -> CompiledPlan:
-    """All statements of one run, for a dialect and a strategy."""
+                 stage_prefix: str = "wn.__wn_stage", unit_metrics: str = "view") -> CompiledPlan:
+    """All statements of one run, for a dialect and a strategy.
+
+    ``unit_metrics``: ``view`` (default) computes the unit metrics inline in the aggregates
+    statement and publishes ``unit_metrics__<experiment>`` as a view that recomputes them from
+    the sources; ``table`` writes them as a table first (a snapshot, one more write of a row per
+    unit) and aggregates that table."""
     if dialect not in DIALECTS:
         raise CompileError(f"unknown dialect '{dialect}'; use one of {', '.join(DIALECTS)}")
     if strategy not in STRATEGIES:
         raise CompileError(f"unknown strategy '{strategy}'; use one of {', '.join(STRATEGIES)}")
+    if unit_metrics not in UNIT_METRICS:
+        raise CompileError(f"unknown unit_metrics publication '{unit_metrics}'; use one of {', '.join(UNIT_METRICS)}")
     rel = {"exposures": temp_name(f"{stage_prefix}_exposures"), "unit_metrics": f"{stage_prefix}_unit_metrics"}
     for scan in plan.scans:
         rel[scan.step_name] = f"__wn_{scan.step_name}"
 
     intermediates = {scan.step_name: _scan_select(plan, scan, rel, dialect) for scan in plan.scans}
-    readers = {name: 1 for name in intermediates}  # each scan is read by unit_metrics only
+    readers = {name: 1 for name in intermediates}  # each scan is read by the unit metrics only
     if strategy == "auto":
         choices = {n: ("temp" if readers[n] > 1 else "inline") for n in intermediates}
     else:
@@ -461,9 +475,9 @@ def compile_plan(plan: AnalysisPlan, *, dialect: str = "duckdb", strategy: str =
 
     stmts: list[Statement] = []
     exposures = _parse(_exposures_select(plan, dialect), "exposures")
-    # staged exposures are read in this session only (published through unit_metrics, which
-    # wn.exposures is a view over): a temporary table skips the durable write (about half
-    # the step's time in DuckDB at 1M units)
+    # staged exposures are read in this session only (by the scans, the exposure counts and the
+    # percentile statements): a temporary table skips the durable write (about half the step's
+    # time in DuckDB at 1M units)
     stmts.append(_create("exposures", rel["exposures"], exposures, dialect, temp=True))
     inline: list[tuple[str, exp.Expression]] = []
     for name, sql in intermediates.items():
@@ -472,17 +486,44 @@ def compile_plan(plan: AnalysisPlan, *, dialect: str = "duckdb", strategy: str =
             stmts.append(_create(name, rel[name], node, dialect, temp=True))
         else:
             inline.append((rel[name], node))
-    unit_metrics = _with_ctes(_parse(_unit_metrics_select(plan, rel), "unit_metrics"), inline)
-    stmts.append(_create("unit_metrics", rel["unit_metrics"], unit_metrics, dialect, temp=False))
-    aggregates = _parse(_aggregates_select(plan, rel), "aggregates")
+    units = _with_ctes(_parse(_unit_metrics_select(plan, rel), "unit_metrics"), inline)
+    relations = {"exposures": rel["exposures"]}
+    view = None
+    if unit_metrics == "table":
+        stmts.append(_create("unit_metrics", rel["unit_metrics"], units, dialect, temp=False))
+        aggregates = _parse(_aggregates_select(plan, rel), "aggregates")
+        relations["unit_metrics"] = rel["unit_metrics"]
+    else:
+        # no per-unit write: the unit metrics are a CTE of the aggregates statement (the single
+        # pass a hand-written query makes), and the published view recomputes them on read
+        aggregates = inline_cte(_parse(_aggregates_select(plan, {**rel, "unit_metrics": "unit_metrics"}), "aggregates"),
+                                "unit_metrics", units)
+        view = _write(unit_metrics_view(plan, dialect), dialect, "unit_metrics_view")
     stmts.append(Statement("aggregates", "query", _write(aggregates, dialect, "aggregates")))
     stmts += quantile_statements(plan, rel["exposures"], dialect)
     for name, choice in choices.items():
         if choice == "temp":
             stmts.append(Statement(name, "drop", f"DROP TABLE IF EXISTS {rel[name]}", rel[name]))
-    return CompiledPlan(plan.experiment, dialect, strategy, tuple(stmts),
-                        {n: f"{c}, {shapes[n]} scan" for n, c in choices.items()},
-                        relations={k: rel[k] for k in ("exposures", "unit_metrics")})
+    recorded = {n: f"{c}, {shapes[n]} scan" for n, c in choices.items()}
+    if view is not None:
+        recorded["unit_metrics"] = "inline; published as a view over the sources"
+    return CompiledPlan(plan.experiment, dialect, strategy, tuple(stmts), recorded, relations=relations,
+                        unit_view=view)
+
+
+# the names the published view gives the exposures and each scan (CTEs of the view)
+VIEW_EXPOSURES = "exposed_units"
+
+
+def unit_metrics_view(plan: AnalysisPlan, dialect: str) -> exp.Expression:
+    """``unit_metrics__<experiment>`` of a stateless run: the unit metrics recomputed from the
+    sources over the run's window (exposures, one scan per source, the same SQL as the run's),
+    self-contained so it can outlive the run's session.  Reading only its exposure columns
+    (``wn.exposures``) skips the scans: they are left joins on the unit."""
+    vrel = {"exposures": VIEW_EXPOSURES, **{s.step_name: f"__wn_{s.step_name}" for s in plan.scans}}
+    scans = [(vrel[s.step_name], _parse(_scan_select(plan, s, vrel, dialect), s.step_name)) for s in plan.scans]
+    units = _with_ctes(_parse(_unit_metrics_select(plan, vrel), "unit_metrics_view"), scans)
+    return inline_cte(units, VIEW_EXPOSURES, _parse(_exposures_select(plan, dialect), "exposures"))
 
 
 def temp_name(relation: str) -> str:

@@ -129,9 +129,10 @@ class Publication:
         return unit_metrics_table(self.experiment)
 
 
-def _replace_exposures_view(adapter: "Adapter", schema: str, without: str | None = None) -> None:
+def _replace_exposures_view(adapter: "Adapter", schema: str, without: str | None = None,
+                            publishing: str | None = None) -> None:
     """Rebuild ``wn.exposures`` over every experiment's published unit metrics, leaving out
-    ``without``.  A ``wn.exposures`` *table* left by an older wn is replaced: every experiment
+    ``without`` (``publishing``: the unit metrics this run publishes, before its run row).  A ``wn.exposures`` *table* left by an older wn is replaced: every experiment
     it held also has its unit_metrics."""
     relations = adapter.relations(schema)
     current: list[str] = []
@@ -149,7 +150,7 @@ def _replace_exposures_view(adapter: "Adapter", schema: str, without: str | None
     # unit_metrics__* is left out: wn's views belong to experiments it has state or runs for)
     published = {unit_metrics_table(r["experiment"]) for r in adapter.fetch(
         f"select distinct experiment from {schema}.{STATE_TABLE} union "
-        f"select distinct experiment from {schema}.runs where status = 'success'")}
+        f"select distinct experiment from {schema}.runs where status = 'success'")} | {publishing}
     units = {name: adapter.table_columns(schema, name) for name, kind in relations.items()
              if name.startswith(UNIT_METRICS_PREFIX) and name != without and (kind == "table" or name in published)}
     view = exposures_view(schema, units, current)
@@ -196,7 +197,7 @@ def publish_in_transaction(adapter: "Adapter", pub: Publication, checkpoint: Che
             adapter.execute(f"CREATE VIEW {schema}.{unit_table} AS\n{pub.unit_view}")
         else:
             adapter.execute(f"ALTER TABLE {pub.staged_unit_metrics} RENAME TO {unit_table}")
-        _replace_exposures_view(adapter, schema)
+        _replace_exposures_view(adapter, schema, publishing=unit_table)
         _insert_results(adapter, pub, checkpoint)
         if pub.run_row:
             adapter.insert_rows(f"{schema}.runs", TABLES["runs"], [pub.run_row()])
@@ -233,7 +234,7 @@ def publish_by_pointer(adapter: "Adapter", pub: Publication, checkpoint: Checkpo
                 adapter.execute(f"DROP TABLE IF EXISTS {relation}")
         raise
     with contextlib.suppress(Exception):          # a rebuild of the view is not part of the commit
-        _replace_exposures_view(adapter, schema)
+        _replace_exposures_view(adapter, schema, publishing=unit_table)
     _drop_replaced(adapter, pub, unit_data)
 
 
