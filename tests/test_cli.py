@@ -41,8 +41,10 @@ def test_seed_run_show_compile(tmp_path: Path):
     comp = wn("compile", "--experiment", "button_color_v3", "--dialect", "all", cwd=root)
     assert comp.returncode == 0, comp.stderr
     for dialect in ("duckdb", "postgres", "spark", "snowflake", "bigquery"):
-        files = list((root / "target" / "compiled" / "button_color_v3" / dialect).glob("*.sql"))
-        assert len(files) >= 4, dialect
+        files = sorted(p.name for p in (root / "target" / "compiled" / "button_color_v3" / dialect).glob("*.sql"))
+        # the events model, the run's statements (DuckDB: one), the published unit_metrics view
+        assert files[0] == "01_model_stg_events.sql" and files[-1].endswith("_publish_unit_metrics_view.sql"), dialect
+        assert len(files) == (3 if dialect == "duckdb" else 5), (dialect, files)
     assert (root / "target" / "run_results.json").exists()
     allrun = wn("run", "--all", "--as-of", "2026-10-20", "--quiet", cwd=root)
     assert allrun.returncode == 0, allrun.stderr

@@ -33,7 +33,10 @@ def plan():
 @pytest.mark.parametrize("strategy", ["cte", "temp"])
 def test_every_statement_parses_back_in_its_dialect(plan, dialect, strategy):
     compiled = compile_plan(plan, dialect=dialect, strategy=strategy)
-    assert [s.step for s in compiled.statements][:1] == ["exposures"]
+    # DuckDB runs a stateless plan as one statement (the exposures a CTE), unless told to stage
+    one = dialect == "duckdb" and strategy == "cte"
+    assert [s.step for s in compiled.statements][:1] == (["aggregates"] if one else ["exposures"])
+    assert compiled.combined == one
     for stmt in compiled.statements:
         parsed = sqlglot.parse(stmt.sql, read=dialect)
         assert len(parsed) == 1, stmt.step
@@ -52,17 +55,19 @@ def test_golden_sql(plan, dialect):
     assert text == path.read_text(), f"compiled SQL for {dialect} changed; see module docstring"
 
 
-@pytest.mark.parametrize("unit_metrics", ["view", "table"])
-def test_one_scan_per_source_joined_once_to_exposures(plan, unit_metrics):
-    compiled = compile_plan(plan, dialect="duckdb", strategy="cte", unit_metrics=unit_metrics)
+@pytest.mark.parametrize("dialect,unit_metrics", [("duckdb", "view"), ("postgres", "view"), ("duckdb", "table")])
+def test_one_scan_per_source_joined_once_to_exposures(plan, dialect, unit_metrics):
+    compiled = compile_plan(plan, dialect=dialect, strategy="cte", unit_metrics=unit_metrics)
     # the statement computing the unit metrics: the aggregates (view) or the unit_metrics table
     unit = next(s for s in compiled.statements if s.step == ("aggregates" if unit_metrics == "view" else "unit_metrics"))
-    tree = sqlglot.parse_one(unit.sql, read="duckdb")
-    scanned = [t.name for t in tree.find_all(exp.Table) if t.name == "stg_events"]
+    tree = sqlglot.parse_one(unit.sql, read=dialect)
+    cte = next(c for c in tree.find_all(exp.CTE) if c.alias == "__wn_scan__events")
+    scanned = [t.name for t in cte.find_all(exp.Table) if t.name == "stg_events"]
     assert scanned == ["stg_events"], "the events source must be read exactly once"
-    every = [t.name for s in compiled.statements for t in sqlglot.parse_one(s.sql, read="duckdb").find_all(exp.Table)]
-    # the percentile metric's statement reads the events once more (its own rows, no unit column)
-    assert every.count("stg_events") == 2
+    every = [t.name for s in compiled.statements for t in sqlglot.parse_one(s.sql, read=dialect).find_all(exp.Table)]
+    # the percentile metric's statement (or part of the one statement) reads the events once
+    # more (its own rows, no unit column); the exposure source is read once
+    assert every.count("stg_events") == 2 and every.count("exposures") == 1
     # every events metric, its CUPED covariate included, comes out of that one scan
     cte = next(c for c in tree.find_all(exp.CTE) if c.alias == "__wn_scan__events")
     columns = set(cte.this.named_selects)
@@ -77,11 +82,15 @@ def test_strategies_differ_only_in_materialisation(plan):
     cte = compile_plan(plan, dialect="duckdb", strategy="cte")
     temp = compile_plan(plan, dialect="duckdb", strategy="temp")
     # the last query: the percentile metric's statement (quantiles__median_order_value)
-    assert [s.action for s in cte.statements] == ["create_temp", "query", "query"]
+    # DuckDB with CTEs: one statement (exposures, scan, unit metrics, aggregates, percentile)
+    assert [s.action for s in cte.statements] == ["query"]
     assert [s.action for s in temp.statements] == ["create_temp", "create_temp", "query", "query", "drop"]
-    view = "inline; published as a view over the sources"
-    assert cte.choices == {"scan__events": "inline, plain scan", "unit_metrics": view}
+    one, view = "inline; one statement with the aggregates", "inline; published as a view over the sources"
+    assert cte.choices == {"scan__events": "inline, plain scan", "exposures": one, "unit_metrics": view,
+                           "quantiles__median_order_value": one}
     assert temp.choices == {"scan__events": "temp, plain scan", "unit_metrics": view}
+    pg = compile_plan(plan, dialect="postgres", strategy="cte")   # no one-statement form there
+    assert [s.action for s in pg.statements] == ["create_temp", "query", "query"]
     table = compile_plan(plan, dialect="duckdb", strategy="temp", unit_metrics="table")
     assert [s.action for s in table.statements] == ["create_temp", "create_temp", "create_table", "query", "query",
                                                     "drop"]

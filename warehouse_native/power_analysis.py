@@ -17,7 +17,7 @@ from .errors import CompileError
 from .plan import POWER_VARIANT, build_power_plan
 from .project import Project
 from .results import moments_of
-from .sql import compile_plan
+from .sql import compile_plan, split_rows
 from .sql.models import model_views
 from .stats.arm import estimate_arm
 from .warehouse import Adapter
@@ -68,6 +68,8 @@ def measure_population(project: Project, adapter: Adapter, metric: str, *, unit:
     finally:
         for rel in created:
             adapter.execute(f"DROP TABLE IF EXISTS {rel}")
+    if compiled.combined:   # (its rows also hold the exposure counts)
+        rows = split_rows(plan, rows)[0]
     row = next((r for r in rows if r["variant"] == POWER_VARIANT and r["dimension"] is None), None)
     if row is None or not row["n"]:
         raise CompileError(f"no unit has rows for metric '{metric}' in the {days} days up to {as_of}; "

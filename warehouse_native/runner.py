@@ -24,7 +24,7 @@ from .errors import WarehouseError, WnError
 from .plan import QUANTILE_STEP_PREFIX, AnalysisPlan, build_plan
 from .project import Project, Target
 from .project.config_models import EVENT_LEVEL
-from .sql import CompiledPlan, Statement, compile_plan
+from .sql import CompiledPlan, Statement, compile_plan, split_rows
 from .sql.daily import AS_OF, series_days
 from .sql.incremental import compile_incremental
 from .sql.models import model_views
@@ -181,9 +181,12 @@ def run_experiment(project: Project, target: Target, adapter: Adapter, experimen
         for name, choice in compiled.choices.items():
             if choice.startswith("inline"):   # no statement of its own: record the decision
                 result.steps.append(StepResult(name, "inline", 0.0, choice=choice))
-        counts = adapter.fetch(
-            f"select variant, cast(first_exposure_at as date) as day, count(*) as units "
-            f"from {compiled.relations['exposures']} group by variant, cast(first_exposure_at as date)")
+        if compiled.combined:   # one statement: its rows also hold the percentiles and the exposure counts
+            aggregates, counts, quantiles = split_rows(plan, aggregates)
+        else:
+            counts = adapter.fetch(
+                f"select variant, cast(first_exposure_at as date) as day, count(*) as units "
+                f"from {compiled.relations['exposures']} group by variant, cast(first_exposure_at as date)")
         newest = None
         if freshness is not None:   # one more query: each source's newest row in its last hours
             newest = {r["source"]: r["last_at"] for r in _execute(adapter, freshness, result, say, sql_dir, compiled)}

@@ -1,8 +1,4 @@
--- step exposures (create_temp)
-CREATE TEMPORARY TABLE __wn_stage_exposures AS
-/* plan: exposures of experiment 'button_color_v3' (unit user_id) from source 'exposures' */
-/* one row per unit: variant ('__multiple__' when seen in two), first exposure, dimensions at first exposure */
-/* (the experiment and unit type are added by unit_metrics; rows tied at the first timestamp: any one of them) */
+-- step aggregates (query)
 WITH assignments AS (
   SELECT
     src.user_id AS unit_id,
@@ -15,21 +11,17 @@ WITH assignments AS (
     AND src.ts >= CAST('2026-10-15 00:00:00' AS TIMESTAMP)
     AND src.ts < CAST('2026-10-30 00:00:00' AS TIMESTAMP)
     AND NOT src.user_id IS NULL
-)
-SELECT
-  unit_id,
-  CASE WHEN MIN(variant) = MAX(variant) THEN MIN(variant) ELSE '__multiple__' END AS variant,
-  MIN(exposed_at) AS first_exposure_at,
-  COUNT(*) AS exposure_count,
-  ARG_MIN_NULL(CAST(country AS TEXT), exposed_at) AS country
-FROM assignments
-GROUP BY
-  unit_id;
-
--- step aggregates (query)
-/* plan: sufficient statistics per variant and per slice of country (13 metrics) */
-/* only units in a configured variant are analysed; '__multiple__' and unknown variants are excluded */
-WITH __wn_scan__events AS (
+), __wn_stage_exposures AS MATERIALIZED (
+  SELECT
+    unit_id,
+    CASE WHEN MIN(variant) = MAX(variant) THEN MIN(variant) ELSE '__multiple__' END AS variant,
+    MIN(exposed_at) AS first_exposure_at,
+    COUNT(*) AS exposure_count,
+    ARG_MIN_NULL(CAST(country AS TEXT), exposed_at) AS country
+  FROM assignments
+  GROUP BY
+    unit_id
+), __wn_scan__events AS (
   /* plan: one scan of source 'events' joined once to the exposures; 29 unit columns */
   /* windows: post = [first exposure + start_day, min(analysis end, first exposure + end_day)); pre = [first exposure - 14 days, first exposure) */
   SELECT
@@ -319,122 +311,7 @@ WITH __wn_scan__events AS (
   CROSS JOIN caps
   LEFT JOIN top_0
     ON top_0.value = COALESCE(CAST(analysed.country AS TEXT), '(null)')
-)
-SELECT
-  variant,
-  CASE WHEN GROUPING(country) = 0 THEN 'country' END AS dimension,
-  CASE WHEN GROUPING(country) = 0 THEN COALESCE(country, '(null)') END AS dimension_value,
-  COUNT(*) AS n, /* metric visited_signup (conversion, primary) */
-  SUM(m0_y) AS visited_signup__sum,
-  SUM(m0_y * m0_y) AS visited_signup__sum_sq,
-  SUM(m0_x) AS visited_signup__pre_sum,
-  SUM(m0_x * m0_x) AS visited_signup__pre_sum_sq,
-  SUM(m0_y * m0_x) AS visited_signup__sum_cross, /* metric dau (daily_participation, primary) */
-  SUM(m1_y) AS dau__sum,
-  SUM(m1_y * m1_y) AS dau__sum_sq,
-  SUM(m1_x) AS dau__pre_sum,
-  SUM(m1_x * m1_x) AS dau__pre_sum_sq,
-  SUM(m1_y * m1_x) AS dau__sum_cross, /* metric signups (count, secondary) */
-  SUM(m2_y) AS signups__sum,
-  SUM(m2_y * m2_y) AS signups__sum_sq,
-  SUM(m2_x) AS signups__pre_sum,
-  SUM(m2_x * m2_x) AS signups__pre_sum_sq,
-  SUM(m2_y * m2_x) AS signups__sum_cross, /* metric pages_per_session (ratio, secondary) */
-  SUM(m3_y) AS pages_per_session__sum,
-  SUM(m3_y * m3_y) AS pages_per_session__sum_sq,
-  SUM(m3_d) AS pages_per_session__den_sum,
-  SUM(m3_d * m3_d) AS pages_per_session__den_sum_sq,
-  SUM(m3_y * m3_d) AS pages_per_session__num_den_sum,
-  SUM(m3_x) AS pages_per_session__pre_sum,
-  SUM(m3_x * m3_x) AS pages_per_session__pre_sum_sq,
-  SUM(m3_y * m3_x) AS pages_per_session__sum_cross,
-  SUM(m3_xm) AS pages_per_session__pre_den_sum,
-  SUM(m3_xm * m3_xm) AS pages_per_session__pre_den_sum_sq,
-  SUM(m3_x * m3_xm) AS pages_per_session__pre_num_den_sum,
-  SUM(m3_y * m3_xm) AS pages_per_session__num_pre_den_sum,
-  SUM(m3_d * m3_x) AS pages_per_session__den_pre_sum,
-  SUM(m3_d * m3_xm) AS pages_per_session__den_pre_den_sum, /* metric avg_order_value (mean, secondary) */
-  SUM(m4_y) AS avg_order_value__sum,
-  SUM(m4_y * m4_y) AS avg_order_value__sum_sq,
-  SUM(m4_d) AS avg_order_value__den_sum,
-  SUM(m4_d * m4_d) AS avg_order_value__den_sum_sq,
-  SUM(m4_y * m4_d) AS avg_order_value__num_den_sum,
-  SUM(m4_x) AS avg_order_value__pre_sum,
-  SUM(m4_x * m4_x) AS avg_order_value__pre_sum_sq,
-  SUM(m4_y * m4_x) AS avg_order_value__sum_cross,
-  SUM(m4_xm) AS avg_order_value__pre_den_sum,
-  SUM(m4_xm * m4_xm) AS avg_order_value__pre_den_sum_sq,
-  SUM(m4_x * m4_xm) AS avg_order_value__pre_num_den_sum,
-  SUM(m4_y * m4_xm) AS avg_order_value__num_pre_den_sum,
-  SUM(m4_d * m4_x) AS avg_order_value__den_pre_sum,
-  SUM(m4_d * m4_xm) AS avg_order_value__den_pre_den_sum, /* metric active_days (active_days, secondary) */
-  SUM(m5_y) AS active_days__sum,
-  SUM(m5_y * m5_y) AS active_days__sum_sq,
-  SUM(m5_x) AS active_days__pre_sum,
-  SUM(m5_x * m5_x) AS active_days__pre_sum_sq,
-  SUM(m5_y * m5_x) AS active_days__sum_cross, /* metric day1_return (retention, secondary) */
-  SUM(m6_y) AS day1_return__sum,
-  SUM(m6_y * m6_y) AS day1_return__sum_sq,
-  SUM(m6_d) AS day1_return__den_sum,
-  SUM(m6_d * m6_d) AS day1_return__den_sum_sq,
-  SUM(m6_y * m6_d) AS day1_return__num_den_sum,
-  SUM(m6_x) AS day1_return__pre_sum,
-  SUM(m6_x * m6_x) AS day1_return__pre_sum_sq,
-  SUM(m6_y * m6_x) AS day1_return__sum_cross,
-  SUM(m6_xm) AS day1_return__pre_den_sum,
-  SUM(m6_xm * m6_xm) AS day1_return__pre_den_sum_sq,
-  SUM(m6_x * m6_xm) AS day1_return__pre_num_den_sum,
-  SUM(m6_y * m6_xm) AS day1_return__num_pre_den_sum,
-  SUM(m6_d * m6_x) AS day1_return__den_pre_sum,
-  SUM(m6_d * m6_xm) AS day1_return__den_pre_den_sum, /* metric signup_funnel (funnel, secondary) */
-  SUM(m7_y) AS signup_funnel__sum,
-  SUM(m7_y * m7_y) AS signup_funnel__sum_sq, /* metric signup_funnel__visited (funnel_step, secondary) */
-  SUM(m8_y) AS signup_funnel__visited__sum,
-  SUM(m8_y * m8_y) AS signup_funnel__visited__sum_sq, /* metric signup_funnel__signed_up (funnel_step, secondary) */
-  SUM(m9_y) AS signup_funnel__signed_up__sum,
-  SUM(m9_y * m9_y) AS signup_funnel__signed_up__sum_sq,
-  SUM(m9_d) AS signup_funnel__signed_up__den_sum,
-  SUM(m9_d * m9_d) AS signup_funnel__signed_up__den_sum_sq,
-  SUM(m9_y * m9_d) AS signup_funnel__signed_up__num_den_sum, /* metric event_types_used (count_distinct, secondary) */
-  SUM(m10_y) AS event_types_used__sum,
-  SUM(m10_y * m10_y) AS event_types_used__sum_sq,
-  SUM(m10_x) AS event_types_used__pre_sum,
-  SUM(m10_x * m10_x) AS event_types_used__pre_sum_sq,
-  SUM(m10_y * m10_x) AS event_types_used__sum_cross, /* metric revenue (sum, guardrail) */
-  SUM(m11_y) AS revenue__sum,
-  SUM(m11_y * m11_y) AS revenue__sum_sq,
-  SUM(m11_x) AS revenue__pre_sum,
-  SUM(m11_x * m11_x) AS revenue__pre_sum_sq,
-  SUM(m11_y * m11_x) AS revenue__sum_cross, /* metric api_success_rate (ratio, guardrail) */
-  SUM(m12_y) AS api_success_rate__sum,
-  SUM(m12_y * m12_y) AS api_success_rate__sum_sq,
-  SUM(m12_d) AS api_success_rate__den_sum,
-  SUM(m12_d * m12_d) AS api_success_rate__den_sum_sq,
-  SUM(m12_y * m12_d) AS api_success_rate__num_den_sum,
-  SUM(m12_x) AS api_success_rate__pre_sum,
-  SUM(m12_x * m12_x) AS api_success_rate__pre_sum_sq,
-  SUM(m12_y * m12_x) AS api_success_rate__sum_cross,
-  SUM(m12_xm) AS api_success_rate__pre_den_sum,
-  SUM(m12_xm * m12_xm) AS api_success_rate__pre_den_sum_sq,
-  SUM(m12_x * m12_xm) AS api_success_rate__pre_num_den_sum,
-  SUM(m12_y * m12_xm) AS api_success_rate__num_pre_den_sum,
-  SUM(m12_d * m12_x) AS api_success_rate__den_pre_sum,
-  SUM(m12_d * m12_xm) AS api_success_rate__den_pre_den_sum
-FROM measured
-GROUP BY
-  GROUPING SETS (
-    (
-      variant
-    ),
-    (variant, country)
-  );
-
--- step quantiles__median_order_value (query)
-/* plan: percentile metric 'median_order_value': the 0.5 quantile of its value over the events (rows) of source 'events' in each exposed unit's post window, per variant and per slice of country */
-/* Q(f) = x(k+1) + (h - k) * (x(k+2) - x(k+1)), h = (N - 1) * f, k = floor(h): x(i) the i-th smallest of the group's N values (numpy's "linear") */
-/* F = share of the events <= Q(p): a ratio of per-unit sums (below / events); sigma_F its delta-method (unit-clustered) standard error */
-/* outer interval [Q(p - z * sigma_F), Q(p + z * sigma_F)] with z = 1.959964 (docs/statistics.md, "Percentile metrics") */
-WITH top_0 AS (
+), __wn_q0_top_0 AS (
   /* slices of country: the 4 values with the most units with at least 500 units; the others are '(other)' */
   SELECT
     COALESCE(CAST(country AS TEXT), '(null)') AS value,
@@ -450,25 +327,25 @@ WITH top_0 AS (
     units DESC,
     value
   LIMIT 4
-), units AS (
+), __wn_q0_units AS (
   /* the analysed units, their slices of country limited to the largest values */
   SELECT
     e.unit_id,
     e.variant,
     e.first_exposure_at,
-    COALESCE(top_0.value, '(other)') AS country
+    COALESCE(__wn_q0_top_0.value, '(other)') AS country
   FROM __wn_stage_exposures AS e
-  LEFT JOIN top_0
-    ON top_0.value = COALESCE(CAST(e.country AS TEXT), '(null)')
+  LEFT JOIN __wn_q0_top_0
+    ON __wn_q0_top_0.value = COALESCE(CAST(e.country AS TEXT), '(null)')
   WHERE
     e.variant IN ('blue', 'red', 'green', 'orange')
-), events AS (
+), __wn_q0_events AS (
   SELECT
     e.unit_id,
     e.variant,
     e.country,
     CAST(s.value AS DOUBLE) AS v
-  FROM units AS e
+  FROM __wn_q0_units AS e
   JOIN (
     SELECT
       *
@@ -483,7 +360,7 @@ WITH top_0 AS (
     )
     AND s.ts >= e.first_exposure_at
     AND NOT s.value IS NULL
-), sliced AS (
+), __wn_q0_sliced AS (
   /* slice 0: overall; slice i: the i-th dimension, by its value at first exposure */
   SELECT
     0 AS slice_id,
@@ -491,7 +368,7 @@ WITH top_0 AS (
     variant,
     unit_id,
     v
-  FROM events
+  FROM __wn_q0_events
   UNION ALL
   SELECT
     1,
@@ -499,8 +376,8 @@ WITH top_0 AS (
     variant,
     unit_id,
     v
-  FROM events
-), ranked AS (
+  FROM __wn_q0_events
+), __wn_q0_ranked AS (
   SELECT
     slice_id,
     slice_value,
@@ -509,8 +386,8 @@ WITH top_0 AS (
     v,
     ROW_NUMBER() OVER (PARTITION BY slice_id, slice_value, variant ORDER BY v) AS rk,
     COUNT(*) OVER (PARTITION BY slice_id, slice_value, variant) AS events
-  FROM sliced
-), point AS (
+  FROM __wn_q0_sliced
+), __wn_q0_point AS (
   /* Q(p): the two order statistics around h = (N - 1) * p */
   SELECT
     r.slice_id,
@@ -545,7 +422,7 @@ WITH top_0 AS (
         ) * CAST(0.5 AS DOUBLE)) + 1 THEN r.v END
       )
     ) AS quantile
-  FROM ranked AS r
+  FROM __wn_q0_ranked AS r
   WHERE
     r.rk BETWEEN FLOOR((
       r.events - 1
@@ -556,7 +433,7 @@ WITH top_0 AS (
     r.slice_id,
     r.slice_value,
     r.variant
-), per_unit AS (
+), __wn_q0_per_unit AS (
   /* per unit: its events, and those at or below Q(p) */
   SELECT
     r.slice_id,
@@ -565,8 +442,8 @@ WITH top_0 AS (
     r.unit_id,
     CAST(COUNT(*) AS DOUBLE) AS n_events,
     CAST(SUM(CASE WHEN r.v <= pt.quantile THEN 1 ELSE 0 END) AS DOUBLE) AS below
-  FROM ranked AS r
-  JOIN point AS pt
+  FROM __wn_q0_ranked AS r
+  JOIN __wn_q0_point AS pt
     ON pt.slice_id = r.slice_id
     AND pt.slice_value = r.slice_value
     AND pt.variant = r.variant
@@ -575,7 +452,7 @@ WITH top_0 AS (
     r.slice_value,
     r.variant,
     r.unit_id
-), share AS (
+), __wn_q0_share AS (
   /* F = sum(below) / sum(events): the ratio's sufficient statistics over units */
   SELECT
     slice_id,
@@ -586,19 +463,19 @@ WITH top_0 AS (
     SUM(n_events) AS event_sum,
     SUM(n_events * n_events) AS event_sum_sq,
     SUM(below * n_events) AS below_event_sum
-  FROM per_unit
+  FROM __wn_q0_per_unit
   GROUP BY
     slice_id,
     slice_value,
     variant
-), exposed AS (
+), __wn_q0_exposed AS (
   /* every analysed unit counts, those without events too (n of the delta method) */
   SELECT
     0 AS slice_id,
     CAST('' AS TEXT) AS slice_value,
     variant,
     COUNT(*) AS units
-  FROM units
+  FROM __wn_q0_units
   GROUP BY
     variant
   UNION ALL
@@ -607,11 +484,11 @@ WITH top_0 AS (
     COALESCE(country, '(null)'),
     variant,
     COUNT(*)
-  FROM units
+  FROM __wn_q0_units
   GROUP BY
     COALESCE(country, '(null)'),
     variant
-), spread AS (
+), __wn_q0_spread AS (
   /* sigma_F^2 = K / (K - 1) * sum((below - F * events)^2) / sum(events)^2 over the K units */
   SELECT
     f.slice_id,
@@ -652,17 +529,17 @@ WITH top_0 AS (
           )
         )
       END AS sigma
-    FROM share AS sh
-    JOIN exposed AS x
+    FROM __wn_q0_share AS sh
+    JOIN __wn_q0_exposed AS x
       ON x.slice_id = sh.slice_id
       AND x.slice_value = sh.slice_value
       AND x.variant = sh.variant
   ) AS f
-  JOIN point AS pt
+  JOIN __wn_q0_point AS pt
     ON pt.slice_id = f.slice_id
     AND pt.slice_value = f.slice_value
     AND pt.variant = f.variant
-), bounds AS (
+), __wn_q0_bounds AS (
   /* Q(p - z * sigma_F) and Q(p + z * sigma_F), interpolated as Q(p) */
   SELECT
     r.slice_id,
@@ -704,8 +581,8 @@ WITH top_0 AS (
         r.events - 1
       ) * b.f_upper) + 1 THEN r.v END)
     ) AS quantile_upper
-  FROM ranked AS r
-  JOIN spread AS b
+  FROM __wn_q0_ranked AS r
+  JOIN __wn_q0_spread AS b
     ON b.slice_id = r.slice_id
     AND b.slice_value = r.slice_value
     AND b.variant = r.variant
@@ -724,33 +601,371 @@ WITH top_0 AS (
     r.slice_id,
     r.slice_value,
     r.variant
+), __wn_aggregates AS (
+  SELECT
+    variant,
+    CASE WHEN GROUPING(country) = 0 THEN 'country' END AS dimension,
+    CASE WHEN GROUPING(country) = 0 THEN COALESCE(country, '(null)') END AS dimension_value,
+    COUNT(*) AS n, /* metric visited_signup (conversion, primary) */
+    SUM(m0_y) AS visited_signup__sum,
+    SUM(m0_y * m0_y) AS visited_signup__sum_sq,
+    SUM(m0_x) AS visited_signup__pre_sum,
+    SUM(m0_x * m0_x) AS visited_signup__pre_sum_sq,
+    SUM(m0_y * m0_x) AS visited_signup__sum_cross, /* metric dau (daily_participation, primary) */
+    SUM(m1_y) AS dau__sum,
+    SUM(m1_y * m1_y) AS dau__sum_sq,
+    SUM(m1_x) AS dau__pre_sum,
+    SUM(m1_x * m1_x) AS dau__pre_sum_sq,
+    SUM(m1_y * m1_x) AS dau__sum_cross, /* metric signups (count, secondary) */
+    SUM(m2_y) AS signups__sum,
+    SUM(m2_y * m2_y) AS signups__sum_sq,
+    SUM(m2_x) AS signups__pre_sum,
+    SUM(m2_x * m2_x) AS signups__pre_sum_sq,
+    SUM(m2_y * m2_x) AS signups__sum_cross, /* metric pages_per_session (ratio, secondary) */
+    SUM(m3_y) AS pages_per_session__sum,
+    SUM(m3_y * m3_y) AS pages_per_session__sum_sq,
+    SUM(m3_d) AS pages_per_session__den_sum,
+    SUM(m3_d * m3_d) AS pages_per_session__den_sum_sq,
+    SUM(m3_y * m3_d) AS pages_per_session__num_den_sum,
+    SUM(m3_x) AS pages_per_session__pre_sum,
+    SUM(m3_x * m3_x) AS pages_per_session__pre_sum_sq,
+    SUM(m3_y * m3_x) AS pages_per_session__sum_cross,
+    SUM(m3_xm) AS pages_per_session__pre_den_sum,
+    SUM(m3_xm * m3_xm) AS pages_per_session__pre_den_sum_sq,
+    SUM(m3_x * m3_xm) AS pages_per_session__pre_num_den_sum,
+    SUM(m3_y * m3_xm) AS pages_per_session__num_pre_den_sum,
+    SUM(m3_d * m3_x) AS pages_per_session__den_pre_sum,
+    SUM(m3_d * m3_xm) AS pages_per_session__den_pre_den_sum, /* metric avg_order_value (mean, secondary) */
+    SUM(m4_y) AS avg_order_value__sum,
+    SUM(m4_y * m4_y) AS avg_order_value__sum_sq,
+    SUM(m4_d) AS avg_order_value__den_sum,
+    SUM(m4_d * m4_d) AS avg_order_value__den_sum_sq,
+    SUM(m4_y * m4_d) AS avg_order_value__num_den_sum,
+    SUM(m4_x) AS avg_order_value__pre_sum,
+    SUM(m4_x * m4_x) AS avg_order_value__pre_sum_sq,
+    SUM(m4_y * m4_x) AS avg_order_value__sum_cross,
+    SUM(m4_xm) AS avg_order_value__pre_den_sum,
+    SUM(m4_xm * m4_xm) AS avg_order_value__pre_den_sum_sq,
+    SUM(m4_x * m4_xm) AS avg_order_value__pre_num_den_sum,
+    SUM(m4_y * m4_xm) AS avg_order_value__num_pre_den_sum,
+    SUM(m4_d * m4_x) AS avg_order_value__den_pre_sum,
+    SUM(m4_d * m4_xm) AS avg_order_value__den_pre_den_sum, /* metric active_days (active_days, secondary) */
+    SUM(m5_y) AS active_days__sum,
+    SUM(m5_y * m5_y) AS active_days__sum_sq,
+    SUM(m5_x) AS active_days__pre_sum,
+    SUM(m5_x * m5_x) AS active_days__pre_sum_sq,
+    SUM(m5_y * m5_x) AS active_days__sum_cross, /* metric day1_return (retention, secondary) */
+    SUM(m6_y) AS day1_return__sum,
+    SUM(m6_y * m6_y) AS day1_return__sum_sq,
+    SUM(m6_d) AS day1_return__den_sum,
+    SUM(m6_d * m6_d) AS day1_return__den_sum_sq,
+    SUM(m6_y * m6_d) AS day1_return__num_den_sum,
+    SUM(m6_x) AS day1_return__pre_sum,
+    SUM(m6_x * m6_x) AS day1_return__pre_sum_sq,
+    SUM(m6_y * m6_x) AS day1_return__sum_cross,
+    SUM(m6_xm) AS day1_return__pre_den_sum,
+    SUM(m6_xm * m6_xm) AS day1_return__pre_den_sum_sq,
+    SUM(m6_x * m6_xm) AS day1_return__pre_num_den_sum,
+    SUM(m6_y * m6_xm) AS day1_return__num_pre_den_sum,
+    SUM(m6_d * m6_x) AS day1_return__den_pre_sum,
+    SUM(m6_d * m6_xm) AS day1_return__den_pre_den_sum, /* metric signup_funnel (funnel, secondary) */
+    SUM(m7_y) AS signup_funnel__sum,
+    SUM(m7_y * m7_y) AS signup_funnel__sum_sq, /* metric signup_funnel__visited (funnel_step, secondary) */
+    SUM(m8_y) AS signup_funnel__visited__sum,
+    SUM(m8_y * m8_y) AS signup_funnel__visited__sum_sq, /* metric signup_funnel__signed_up (funnel_step, secondary) */
+    SUM(m9_y) AS signup_funnel__signed_up__sum,
+    SUM(m9_y * m9_y) AS signup_funnel__signed_up__sum_sq,
+    SUM(m9_d) AS signup_funnel__signed_up__den_sum,
+    SUM(m9_d * m9_d) AS signup_funnel__signed_up__den_sum_sq,
+    SUM(m9_y * m9_d) AS signup_funnel__signed_up__num_den_sum, /* metric event_types_used (count_distinct, secondary) */
+    SUM(m10_y) AS event_types_used__sum,
+    SUM(m10_y * m10_y) AS event_types_used__sum_sq,
+    SUM(m10_x) AS event_types_used__pre_sum,
+    SUM(m10_x * m10_x) AS event_types_used__pre_sum_sq,
+    SUM(m10_y * m10_x) AS event_types_used__sum_cross, /* metric revenue (sum, guardrail) */
+    SUM(m11_y) AS revenue__sum,
+    SUM(m11_y * m11_y) AS revenue__sum_sq,
+    SUM(m11_x) AS revenue__pre_sum,
+    SUM(m11_x * m11_x) AS revenue__pre_sum_sq,
+    SUM(m11_y * m11_x) AS revenue__sum_cross, /* metric api_success_rate (ratio, guardrail) */
+    SUM(m12_y) AS api_success_rate__sum,
+    SUM(m12_y * m12_y) AS api_success_rate__sum_sq,
+    SUM(m12_d) AS api_success_rate__den_sum,
+    SUM(m12_d * m12_d) AS api_success_rate__den_sum_sq,
+    SUM(m12_y * m12_d) AS api_success_rate__num_den_sum,
+    SUM(m12_x) AS api_success_rate__pre_sum,
+    SUM(m12_x * m12_x) AS api_success_rate__pre_sum_sq,
+    SUM(m12_y * m12_x) AS api_success_rate__sum_cross,
+    SUM(m12_xm) AS api_success_rate__pre_den_sum,
+    SUM(m12_xm * m12_xm) AS api_success_rate__pre_den_sum_sq,
+    SUM(m12_x * m12_xm) AS api_success_rate__pre_num_den_sum,
+    SUM(m12_y * m12_xm) AS api_success_rate__num_pre_den_sum,
+    SUM(m12_d * m12_x) AS api_success_rate__den_pre_sum,
+    SUM(m12_d * m12_xm) AS api_success_rate__den_pre_den_sum
+  FROM measured
+  GROUP BY
+    GROUPING SETS (
+      (
+        variant
+      ),
+      (variant, country)
+    )
+), __wn_q0 AS (
+  SELECT
+    x.variant,
+    CASE x.slice_id WHEN 1 THEN 'country' END AS dimension,
+    CASE WHEN x.slice_id > 0 THEN x.slice_value END AS dimension_value,
+    x.units AS n,
+    sh.below_sum AS median_order_value__sum, /* metric median_order_value (percentile 0.5): share of events at or below the quantile, per unit */
+    sh.below_sum_sq AS median_order_value__sum_sq,
+    sh.event_sum AS median_order_value__den_sum,
+    sh.event_sum_sq AS median_order_value__den_sum_sq,
+    sh.below_event_sum AS median_order_value__num_den_sum,
+    pt.quantile AS median_order_value__quantile,
+    bd.quantile_lower AS median_order_value__quantile_lower,
+    bd.quantile_upper AS median_order_value__quantile_upper
+  FROM __wn_q0_exposed AS x
+  LEFT JOIN __wn_q0_point AS pt
+    ON pt.slice_id = x.slice_id
+    AND pt.slice_value = x.slice_value
+    AND pt.variant = x.variant
+  LEFT JOIN __wn_q0_share AS sh
+    ON sh.slice_id = x.slice_id
+    AND sh.slice_value = x.slice_value
+    AND sh.variant = x.variant
+  LEFT JOIN __wn_q0_bounds AS bd
+    ON bd.slice_id = x.slice_id
+    AND bd.slice_value = x.slice_value
+    AND bd.variant = x.variant
 )
 SELECT
-  x.variant,
-  CASE x.slice_id WHEN 1 THEN 'country' END AS dimension,
-  CASE WHEN x.slice_id > 0 THEN x.slice_value END AS dimension_value,
-  x.units AS n,
-  sh.below_sum AS median_order_value__sum, /* metric median_order_value (percentile 0.5): share of events at or below the quantile, per unit */
-  sh.below_sum_sq AS median_order_value__sum_sq,
-  sh.event_sum AS median_order_value__den_sum,
-  sh.event_sum_sq AS median_order_value__den_sum_sq,
-  sh.below_event_sum AS median_order_value__num_den_sum,
-  pt.quantile AS median_order_value__quantile,
-  bd.quantile_lower AS median_order_value__quantile_lower,
-  bd.quantile_upper AS median_order_value__quantile_upper
-FROM exposed AS x
-LEFT JOIN point AS pt
-  ON pt.slice_id = x.slice_id
-  AND pt.slice_value = x.slice_value
-  AND pt.variant = x.variant
-LEFT JOIN share AS sh
-  ON sh.slice_id = x.slice_id
-  AND sh.slice_value = x.slice_value
-  AND sh.variant = x.variant
-LEFT JOIN bounds AS bd
-  ON bd.slice_id = x.slice_id
-  AND bd.slice_value = x.slice_value
-  AND bd.variant = x.variant;
+  a.variant,
+  a.dimension,
+  a.dimension_value,
+  a.n,
+  a.visited_signup__sum,
+  a.visited_signup__sum_sq,
+  a.visited_signup__pre_sum,
+  a.visited_signup__pre_sum_sq,
+  a.visited_signup__sum_cross,
+  a.dau__sum,
+  a.dau__sum_sq,
+  a.dau__pre_sum,
+  a.dau__pre_sum_sq,
+  a.dau__sum_cross,
+  a.signups__sum,
+  a.signups__sum_sq,
+  a.signups__pre_sum,
+  a.signups__pre_sum_sq,
+  a.signups__sum_cross,
+  a.pages_per_session__sum,
+  a.pages_per_session__sum_sq,
+  a.pages_per_session__den_sum,
+  a.pages_per_session__den_sum_sq,
+  a.pages_per_session__num_den_sum,
+  a.pages_per_session__pre_sum,
+  a.pages_per_session__pre_sum_sq,
+  a.pages_per_session__sum_cross,
+  a.pages_per_session__pre_den_sum,
+  a.pages_per_session__pre_den_sum_sq,
+  a.pages_per_session__pre_num_den_sum,
+  a.pages_per_session__num_pre_den_sum,
+  a.pages_per_session__den_pre_sum,
+  a.pages_per_session__den_pre_den_sum,
+  a.avg_order_value__sum,
+  a.avg_order_value__sum_sq,
+  a.avg_order_value__den_sum,
+  a.avg_order_value__den_sum_sq,
+  a.avg_order_value__num_den_sum,
+  a.avg_order_value__pre_sum,
+  a.avg_order_value__pre_sum_sq,
+  a.avg_order_value__sum_cross,
+  a.avg_order_value__pre_den_sum,
+  a.avg_order_value__pre_den_sum_sq,
+  a.avg_order_value__pre_num_den_sum,
+  a.avg_order_value__num_pre_den_sum,
+  a.avg_order_value__den_pre_sum,
+  a.avg_order_value__den_pre_den_sum,
+  a.active_days__sum,
+  a.active_days__sum_sq,
+  a.active_days__pre_sum,
+  a.active_days__pre_sum_sq,
+  a.active_days__sum_cross,
+  a.day1_return__sum,
+  a.day1_return__sum_sq,
+  a.day1_return__den_sum,
+  a.day1_return__den_sum_sq,
+  a.day1_return__num_den_sum,
+  a.day1_return__pre_sum,
+  a.day1_return__pre_sum_sq,
+  a.day1_return__sum_cross,
+  a.day1_return__pre_den_sum,
+  a.day1_return__pre_den_sum_sq,
+  a.day1_return__pre_num_den_sum,
+  a.day1_return__num_pre_den_sum,
+  a.day1_return__den_pre_sum,
+  a.day1_return__den_pre_den_sum,
+  a.signup_funnel__sum,
+  a.signup_funnel__sum_sq,
+  a.signup_funnel__visited__sum,
+  a.signup_funnel__visited__sum_sq,
+  a.signup_funnel__signed_up__sum,
+  a.signup_funnel__signed_up__sum_sq,
+  a.signup_funnel__signed_up__den_sum,
+  a.signup_funnel__signed_up__den_sum_sq,
+  a.signup_funnel__signed_up__num_den_sum,
+  a.event_types_used__sum,
+  a.event_types_used__sum_sq,
+  a.event_types_used__pre_sum,
+  a.event_types_used__pre_sum_sq,
+  a.event_types_used__sum_cross,
+  a.revenue__sum,
+  a.revenue__sum_sq,
+  a.revenue__pre_sum,
+  a.revenue__pre_sum_sq,
+  a.revenue__sum_cross,
+  a.api_success_rate__sum,
+  a.api_success_rate__sum_sq,
+  a.api_success_rate__den_sum,
+  a.api_success_rate__den_sum_sq,
+  a.api_success_rate__num_den_sum,
+  a.api_success_rate__pre_sum,
+  a.api_success_rate__pre_sum_sq,
+  a.api_success_rate__sum_cross,
+  a.api_success_rate__pre_den_sum,
+  a.api_success_rate__pre_den_sum_sq,
+  a.api_success_rate__pre_num_den_sum,
+  a.api_success_rate__num_pre_den_sum,
+  a.api_success_rate__den_pre_sum,
+  a.api_success_rate__den_pre_den_sum,
+  q0.median_order_value__sum,
+  q0.median_order_value__sum_sq,
+  q0.median_order_value__den_sum,
+  q0.median_order_value__den_sum_sq,
+  q0.median_order_value__num_den_sum,
+  q0.median_order_value__quantile,
+  q0.median_order_value__quantile_lower,
+  q0.median_order_value__quantile_upper,
+  CAST(NULL AS DATE) AS exposure_day
+FROM __wn_aggregates AS a
+LEFT JOIN __wn_q0 AS q0
+  ON q0.variant IS NOT DISTINCT FROM a.variant
+  AND q0.dimension IS NOT DISTINCT FROM a.dimension
+  AND q0.dimension_value IS NOT DISTINCT FROM a.dimension_value
+UNION ALL
+SELECT
+  e.variant,
+  NULL,
+  NULL,
+  COUNT(*),
+  NULL,
+  NULL,
+  NULL,
+  NULL,
+  NULL,
+  NULL,
+  NULL,
+  NULL,
+  NULL,
+  NULL,
+  NULL,
+  NULL,
+  NULL,
+  NULL,
+  NULL,
+  NULL,
+  NULL,
+  NULL,
+  NULL,
+  NULL,
+  NULL,
+  NULL,
+  NULL,
+  NULL,
+  NULL,
+  NULL,
+  NULL,
+  NULL,
+  NULL,
+  NULL,
+  NULL,
+  NULL,
+  NULL,
+  NULL,
+  NULL,
+  NULL,
+  NULL,
+  NULL,
+  NULL,
+  NULL,
+  NULL,
+  NULL,
+  NULL,
+  NULL,
+  NULL,
+  NULL,
+  NULL,
+  NULL,
+  NULL,
+  NULL,
+  NULL,
+  NULL,
+  NULL,
+  NULL,
+  NULL,
+  NULL,
+  NULL,
+  NULL,
+  NULL,
+  NULL,
+  NULL,
+  NULL,
+  NULL,
+  NULL,
+  NULL,
+  NULL,
+  NULL,
+  NULL,
+  NULL,
+  NULL,
+  NULL,
+  NULL,
+  NULL,
+  NULL,
+  NULL,
+  NULL,
+  NULL,
+  NULL,
+  NULL,
+  NULL,
+  NULL,
+  NULL,
+  NULL,
+  NULL,
+  NULL,
+  NULL,
+  NULL,
+  NULL,
+  NULL,
+  NULL,
+  NULL,
+  NULL,
+  NULL,
+  NULL,
+  NULL,
+  NULL,
+  NULL,
+  NULL,
+  NULL,
+  NULL,
+  NULL,
+  NULL,
+  NULL,
+  CAST(e.first_exposure_at AS DATE)
+FROM __wn_stage_exposures AS e
+GROUP BY
+  e.variant,
+  CAST(e.first_exposure_at AS DATE);
 
 -- published view unit_metrics__button_color_v3
 WITH assignments AS (

@@ -143,8 +143,10 @@ def _compiled_sql(project: Project, metric: Metric, used_by: list[tuple[str, str
     key = experiment.name if used_by else f"preview:{metric.name}"
     if key not in cache:
         try:
+            # separate statements (on DuckDB a run is one statement): a percentile metric's
+            # statement is shown whole, the per-unit expressions are the same
             cache[key] = compile_experiment(project_for, experiment.name, as_of=day, schema=schema,
-                                            dialect=dialect, strategy="cte")
+                                            dialect=dialect, strategy="temp")
         except WnError as exc:
             cache[key] = exc
     if isinstance(cache[key], WnError):

@@ -34,7 +34,8 @@ from sqlglot.errors import SqlglotError
 from ..errors import CompileError
 from ..plan import AnalysisPlan, MetricPlan, QuantileQuery, UnitColumn
 from ..warehouse.publish import StateWrite
-from .dialects import ARG_MIN_DIALECTS, BITMASK_DIALECTS, BITMASK_WORD, DIALECTS, create_temp, write
+from .dialects import (ARG_MIN_DIALECTS, BITMASK_DIALECTS, BITMASK_WORD, DIALECTS, ONE_STATEMENT_DIALECTS,
+                       create_temp, write)
 from .expressions import date, literal, qualify, ts
 from .scan_shape import ScanShape
 
@@ -82,6 +83,9 @@ class CompiledPlan:
     state_tables: dict[str, str] = field(default_factory=dict)
     # incremental modes: the query of the results as of each day, over the state as published
     daily: str | None = None
+    # one statement (ONE_STATEMENT_DIALECTS): the aggregates query also returns the percentile
+    # metrics' columns and the exposure counts per variant and day (see split_rows)
+    combined: bool = False
 
 
 # -- fragments -------------------------------------------------------------------------
@@ -445,6 +449,17 @@ def _with_key(node: exp.Expression) -> str:
 
 
 UNIT_METRICS = ("view", "table")
+# what wn.runs.steps records for the steps that have no statement of their own
+PUBLISHED_VIEW = "inline; published as a view over the sources"
+ONE_STATEMENT = "inline; one statement with the aggregates"
+
+
+def _aggregates_over_units(plan: AnalysisPlan, rel: dict[str, str], scans: list) -> exp.Expression:
+    """The aggregates statement with the unit metrics (and the ``scans`` given as CTEs) inline:
+    nothing is written per unit, the single pass a hand-written query makes."""
+    units = _with_ctes(_parse(_unit_metrics_select(plan, rel), "unit_metrics"), scans)
+    return inline_cte(_parse(_aggregates_select(plan, {**rel, "unit_metrics": "unit_metrics"}), "aggregates"),
+                      "unit_metrics", units)
 
 
 def compile_plan(plan: AnalysisPlan, *, dialect: str = "duckdb", strategy: str = "auto",
@@ -475,6 +490,18 @@ def compile_plan(plan: AnalysisPlan, *, dialect: str = "duckdb", strategy: str =
 
     stmts: list[Statement] = []
     exposures = _parse(_exposures_select(plan, dialect), "exposures")
+    one = unit_metrics == "view" and dialect in ONE_STATEMENT_DIALECTS and strategy != "temp"
+    if one:
+        aggregates = _aggregates_over_units(plan, rel, [(rel[n], _parse(sql, n)) for n, sql in intermediates.items()])
+        quantiles = [(q, _parse(quantiles_select(plan, q, rel["exposures"]), q.step_name)) for q in plan.quantiles]
+        combined = _combined(plan, aggregates, quantiles, rel["exposures"], exposures)
+        recorded = {n: f"inline, {shapes[n]} scan" for n in intermediates}
+        recorded.update({n: ONE_STATEMENT for n in ["exposures"] + [q.step_name for q in plan.quantiles]})
+        recorded["unit_metrics"] = PUBLISHED_VIEW
+        return CompiledPlan(plan.experiment, dialect, strategy,
+                            (Statement("aggregates", "query", _write(combined, dialect, "aggregates")),), recorded,
+                            unit_view=_write(unit_metrics_view(plan, dialect), dialect, "unit_metrics_view"),
+                            combined=True)
     # staged exposures are read in this session only (by the scans, the exposure counts and the
     # percentile statements): a temporary table skips the durable write (about half the step's
     # time in DuckDB at 1M units)
@@ -486,18 +513,15 @@ def compile_plan(plan: AnalysisPlan, *, dialect: str = "duckdb", strategy: str =
             stmts.append(_create(name, rel[name], node, dialect, temp=True))
         else:
             inline.append((rel[name], node))
-    units = _with_ctes(_parse(_unit_metrics_select(plan, rel), "unit_metrics"), inline)
     relations = {"exposures": rel["exposures"]}
     view = None
     if unit_metrics == "table":
+        units = _with_ctes(_parse(_unit_metrics_select(plan, rel), "unit_metrics"), inline)
         stmts.append(_create("unit_metrics", rel["unit_metrics"], units, dialect, temp=False))
         aggregates = _parse(_aggregates_select(plan, rel), "aggregates")
         relations["unit_metrics"] = rel["unit_metrics"]
     else:
-        # no per-unit write: the unit metrics are a CTE of the aggregates statement (the single
-        # pass a hand-written query makes), and the published view recomputes them on read
-        aggregates = inline_cte(_parse(_aggregates_select(plan, {**rel, "unit_metrics": "unit_metrics"}), "aggregates"),
-                                "unit_metrics", units)
+        aggregates = _aggregates_over_units(plan, rel, inline)
         view = _write(unit_metrics_view(plan, dialect), dialect, "unit_metrics_view")
     stmts.append(Statement("aggregates", "query", _write(aggregates, dialect, "aggregates")))
     stmts += quantile_statements(plan, rel["exposures"], dialect)
@@ -506,9 +530,94 @@ def compile_plan(plan: AnalysisPlan, *, dialect: str = "duckdb", strategy: str =
             stmts.append(Statement(name, "drop", f"DROP TABLE IF EXISTS {rel[name]}", rel[name]))
     recorded = {n: f"{c}, {shapes[n]} scan" for n, c in choices.items()}
     if view is not None:
-        recorded["unit_metrics"] = "inline; published as a view over the sources"
+        recorded["unit_metrics"] = PUBLISHED_VIEW
     return CompiledPlan(plan.experiment, dialect, strategy, tuple(stmts), recorded, relations=relations,
                         unit_view=view)
+
+
+# the combined statement's column that marks an exposure-count row (its day; NULL on the others)
+EXPOSURE_DAY = "exposure_day"
+_KEYS = ("variant", "dimension", "dimension_value")
+
+
+def _prefix_ctes(tree: exp.Expression, prefix: str) -> exp.Expression:
+    """Rename every CTE of ``tree`` (and the references to it) with ``prefix``, so that two
+    statements' CTEs can share one WITH."""
+    names = {c.alias for c in tree.find_all(exp.CTE)}
+    aliases = {t.alias for t in tree.find_all(exp.Table) if t.alias}
+    if names & aliases:
+        raise CompileError(f"a table alias shadows a CTE name ({', '.join(sorted(names & aliases))}): wn bug")
+    for node in list(tree.find_all(exp.CTE, exp.Table, exp.Column)):
+        if isinstance(node, exp.CTE):
+            node.set("alias", exp.TableAlias(this=exp.to_identifier(prefix + node.alias)))
+        elif isinstance(node, exp.Table) and not node.db and node.name in names:
+            node.set("this", exp.to_identifier(prefix + node.name))
+        elif isinstance(node, exp.Column) and node.table in names:   # an unaliased CTE's columns
+            node.set("table", exp.to_identifier(prefix + node.table))
+    return tree
+
+
+def _split_with(tree: exp.Expression) -> tuple[list[tuple[str, exp.Expression]], exp.Expression]:
+    key = _with_key(tree)
+    own = tree.args.get(key)
+    ctes = [(c.alias, c.this) for c in own.expressions] if own is not None else []
+    tree.set(key, None)
+    return ctes, tree
+
+
+def quantile_columns(q: QuantileQuery) -> list[str]:
+    return [f"{q.metric}__{k}" for k in ("sum", "sum_sq", "den_sum", "den_sum_sq", "num_den_sum", "quantile",
+                                          "quantile_lower", "quantile_upper")]
+
+
+def _combined(plan: AnalysisPlan, aggregates: exp.Expression, quantiles: list, exposures_name: str,
+              exposures: exp.Expression) -> exp.Expression:
+    """A stateless run as one query (DuckDB dialect): the aggregates rows, each with the
+    percentile metrics' columns of its variant and slice, then one row per variant and exposure
+    day with the units first exposed that day (``exposure_day`` set; the SRM and exposure
+    checks read them).  The exposures are one materialised CTE read by every part."""
+    ctes, body = _split_with(aggregates)
+    names = list(body.named_selects)
+    parts = [("__wn_aggregates", body)]
+    select = [f"a.{c}" for c in names]
+    joins = []
+    for i, (q, tree) in enumerate(quantiles):
+        qctes, qbody = _split_with(_prefix_ctes(tree, f"__wn_q{i}_"))
+        ctes += qctes
+        parts.append((f"__wn_q{i}", qbody))
+        select += [f"q{i}.{c}" for c in quantile_columns(q)]
+        joins.append(f"left join __wn_q{i} as q{i} on " + " and ".join(
+            f"q{i}.{k} is not distinct from a.{k}" for k in _KEYS))
+    width = len(select)
+    n_at = names.index("n")
+    counts = ["e.variant"] + ["null"] * (n_at - 1) + ["count(*)"] + ["null"] * (width - n_at - 1)
+    day = "cast(e.first_exposure_at as date)"
+    sql = (f"select {', '.join(select)}, cast(null as date) as {EXPOSURE_DAY}\nfrom __wn_aggregates as a\n"
+           + "\n".join(joins)
+           + f"\nunion all\nselect {', '.join(counts)}, {day}\nfrom {exposures_name} as e\n"
+           f"group by e.variant, {day}")
+    final = _with_ctes(_parse(sql, "aggregates"), ctes + parts)
+    final = inline_cte(final, exposures_name, exposures)
+    for c in final.find_all(exp.CTE):   # read by every scan, the unit metrics and the counts: computed once
+        if c.alias == exposures_name:
+            c.set("materialized", True)
+    return final
+
+
+def split_rows(plan: AnalysisPlan, rows: list[dict]) -> tuple[list[dict], list[dict], list[dict]]:
+    """The combined statement's rows as (aggregates, exposure counts per variant and day,
+    percentile rows) in the shapes of the separate statements."""
+    aggregates, counts, quantiles = [], [], []
+    qcols = {c for q in plan.quantiles for c in quantile_columns(q)}
+    for r in rows:
+        day = r.pop(EXPOSURE_DAY, None)
+        if day is not None:
+            counts.append({"variant": r["variant"], "day": day, "units": r["n"]})
+            continue
+        for q in plan.quantiles:
+            quantiles.append({**{k: r[k] for k in _KEYS}, "n": r["n"], **{c: r[c] for c in quantile_columns(q)}})
+        aggregates.append({k: v for k, v in r.items() if k not in qcols})
+    return aggregates, counts, quantiles
 
 
 # the names the published view gives the exposures and each scan (CTEs of the view)
