@@ -334,3 +334,42 @@ def test_exposures_view_on_postgres_spans_experiments_and_migrates(env: SimpleNa
             assert rows[0]["with_device"] == 0 and rows[1]["with_device"] > 0.9 * rows[1]["n"]
         finally:
             adapter.execute("drop schema wn_view cascade")
+
+
+def test_compact_state_on_postgres_matches_a_full_scan(env: SimpleNamespace, tmp_path: Path) -> None:
+    """Without a daily series a full refresh builds a compact state (bases straight from the
+    sources, covariates in the same pass, per-day rows from the seal on; the exposure base by
+    row_number on PostgreSQL).  Daily runs on it and a rebuild forced by a longer lookback
+    equal a stateless run on PostgreSQL, as of every day compared."""
+    import datetime as dt
+
+    root = tmp_path / "project"
+    shutil.copytree(env.project.root, root)
+    exp = root / "experiments" / f"{EXPERIMENT}.yml"
+    exp.write_text(exp.read_text().replace("daily_history: true}", "daily_history: false}"))
+    project = load_project(root)
+    target = dataclasses.replace(env.pg, schema="wn_compact")
+    state = f"select sealed_before, days_from from wn_compact.incremental_state where experiment = '{EXPERIMENT}'"
+    with connect(target) as adapter:
+        try:
+            first = run_experiment(project, target, adapter, EXPERIMENT, as_of=dt.date(2026, 10, 22),
+                                   mode="full-refresh")
+            assert adapter.fetch(state) == [{"sealed_before": "2026-10-21", "days_from": "2026-10-21"}]
+            days = adapter.fetch(f"select min(day) as d from wn_compact.state__{EXPERIMENT}__days__events")
+            assert days == [{"d": dt.date(2026, 10, 21)}]
+            runs = [(first, dt.date(2026, 10, 22))]
+            for as_of in (dt.date(2026, 10, 24), AS_OF):
+                runs.append((run_experiment(project, target, adapter, EXPERIMENT, as_of=as_of, mode="incremental"),
+                             as_of))
+            assert runs[-1][0].note.startswith("reprocessing from"), runs[-1][0].note
+            longer = run_experiment(project, target, adapter, EXPERIMENT, as_of=AS_OF, mode="incremental",
+                                    lookback_days=12)
+            assert longer.note.startswith("a lookback of 12 days"), longer.note
+            runs.append((longer, AS_OF))
+            for run, as_of in runs:
+                full = run_experiment(project, target, adapter, EXPERIMENT, as_of=as_of, mode="stateless")
+                got, want = (_by_key(adapter.fetch("select * from wn_compact.scorecard where run_id = %s", [r]), KEY)
+                             for r in (run.run_id, full.run_id))
+                _assert_same_rows(want, got, f"compact state on postgres as of {as_of} ({run.note[:30]})")
+        finally:
+            adapter.execute("drop schema if exists wn_compact cascade")

@@ -10,7 +10,9 @@ It re-seals the bases (see :mod:`warehouse_native.sql.incremental`) at the next 
 reprocessed day when they are missing or unusable (a longer lookback than when they were
 sealed), after a backfill, or when ``RESEAL_DAYS`` kept days have piled up after the seal.
 A state written by an earlier wn kept the per-day rows only before
-``kept_before``; a run on such a state starts there at the latest.
+``kept_before``; a run on such a state starts there at the latest.  A compact state (built by
+a full refresh without ``daily_history``) keeps per-day rows only from ``days_from`` (its first
+seal) on: a run that would read older ones rebuilds it.
 """
 
 from __future__ import annotations
@@ -59,9 +61,13 @@ def decide(adapter: Adapter, schema: str, plan: AnalysisPlan, *, full_refresh: b
     # the next daily run reprocesses from here: seal the bases there when this run re-seals
     seal_at = max(start, last_day(plan) + dt.timedelta(days=1) - dt.timedelta(days=lookback_days))
 
+    # a compact build keeps per-day rows from the seal on only; the daily series reads every day's
+    compact = seal_at > start and not plan.daily_history
+
     def rebuild(reason: str) -> tuple[IncrementalSpec, str]:
         return IncrementalSpec(since=start, exists=False, tables=tables, present=present, current=current,
-                               tag=tag, seal_at=seal_at, previous_run=previous), reason
+                               tag=tag, seal_at=seal_at, previous_run=previous,
+                               days_from=seal_at if compact else None), reason
 
     if full_refresh:
         return rebuild("full refresh requested")
@@ -76,6 +82,13 @@ def decide(adapter: Adapter, schema: str, plan: AnalysisPlan, *, full_refresh: b
         return rebuild(f"the analysis now ends before the last processed day {through} "
                        "(an earlier --as-of or a shorter experiment)")
     since = max(start, through + dt.timedelta(days=1) - dt.timedelta(days=lookback_days))
+    days_from = dt.date.fromisoformat(row["days_from"]) if row.get("days_from") else None
+    if days_from and plan.daily_history:
+        return rebuild(f"the daily series (daily_history) needs per-day rows from the start; the state keeps "
+                       f"them from {days_from}")
+    if days_from and since < days_from:
+        return rebuild(f"a lookback of {lookback_days} days reprocesses from {since}; the state keeps per-day "
+                       f"rows from {days_from} on")
     # an older state kept the per-day rows before ``kept_before`` only: start there at the latest
     kept = dt.date.fromisoformat(row["kept_before"]) if row.get("kept_before") else None
     if kept and kept < since:
@@ -92,16 +105,25 @@ def decide(adapter: Adapter, schema: str, plan: AnalysisPlan, *, full_refresh: b
             for s in plan.scans}    # the columns a source's base holds
     distinct = {s.source: [c.name for c in s.columns if c.window == "post" and c.agg == "count_distinct"]
                 for s in plan.scans}   # the columns its sealed distinct counts hold
+    # (a source's distinct counts are recounted from its value rows when all its columns are backfilled)
     bases = (["exposure_base"] + [f"base:{src}" for src, cols in post.items() if cols]
-             + [f"vbase:{src}" for src, cols in distinct.items() if cols])
+             + [f"vbase:{src}" for src, cols in distinct.items() if cols and not set(cols) <= set(fill.get(src, ()))])
+    if days_from and sealed and sealed > since:
+        return rebuild(f"a lookback of {lookback_days} days reprocesses from {since}, days the sealed per-unit "
+                       f"bases hold; the state keeps per-day rows from {days_from} on")
     if sealed and (sealed > since or not all(present.get(b) for b in bases)):
         sealed = None   # the base holds days this run reprocesses (a longer lookback), or is gone
+    if days_from and not sealed:
+        return rebuild("state tables are missing")
+    if days_from and any(set(post[src]) & set(cols) for src, cols in fill.items()):
+        return rebuild("a changed or new column needs every day's rows; the state keeps per-day rows only "
+                       f"from {days_from}")
     refilled = any(set(post[src] + distinct[src]) & set(cols) for src, cols in fill.items())
     reseal = sealed is None or refilled or (since - sealed).days >= RESEAL_DAYS
     # since <= seal_at always: a re-seal never covers a day this run does not reprocess
     spec = IncrementalSpec(since=since, exists=True, tables=tables, present=present, current=current, tag=tag,
                            fill=fill, sealed_before=sealed, seal_at=seal_at if reseal else None,
-                           previous_run=previous,
+                           previous_run=previous, days_from=days_from,
                            series_from=None if fill else _series_recorded(adapter, schema, plan, row, through))
     note = f"reprocessing from {since} (last processed {through}, lookback {lookback_days} days)"
     if fill:
@@ -144,4 +166,5 @@ def state_row(plan: AnalysisPlan, run_id: str, spec: IncrementalSpec, tables: di
     return [plan.experiment, state_key(plan), last_day(plan).isoformat(),
             json.dumps(column_hashes(plan), sort_keys=True), run_id, dt.datetime.now(),
             sealed.isoformat() if sealed else None, None,   # kept_before: every processed day is kept
-            json.dumps(tables, sort_keys=True), series_key(plan)]
+            json.dumps(tables, sort_keys=True), series_key(plan),
+            spec.days_from.isoformat() if spec.days_from else None]

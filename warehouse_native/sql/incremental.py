@@ -22,6 +22,15 @@ Columns whose definition hash changed (or that are new) are backfilled over the 
 history, alone; the state is rebuilt from scratch when the experiment's exposure definition
 changed.
 
+A rebuild (first run, ``--full-refresh``) is *compact* unless the experiment keeps a daily
+series (``daily_history``): the sealed bases are computed straight from the exposure log and
+the sources for the days before the seal (with a source's pre-exposure covariates in the same
+pass when it has few columns, :data:`COMBINED_PASS_COLUMNS`), and per-day rows are written only
+for the days from the seal on, which the next run reprocesses.  Writing per-day rows for every
+day and rolling them up again was most of a full refresh.  A later run that needs older days
+(a longer lookback, a changed or new post-window column, a daily series) rebuilds instead
+(:func:`warehouse_native.incremental.decide`); distinct-value rows are always kept for every day.
+
 The run computes its aggregates from the unit metrics inline (one statement, no per-unit
 write) and publishes ``unit_metrics__<experiment>`` as a *view* over the state
 (:attr:`CompiledPlan.unit_view`): the state already holds every unit's numbers, and writing
@@ -53,6 +62,13 @@ _ROLLUP = ROLLUP
 # re-seal rewrites every base (one pass over the units), not re-sealing rolls those days up
 # again on every run.  Daily runs re-seal once a week.
 RESEAL_DAYS = 7
+
+# A compact build computes a source's pre-exposure covariates in the pass of its sealed base
+# when the two hold at most this many columns together.  One pass saves a join of the source
+# to the exposures but evaluates every column's FILTER on the rows of both windows; measured
+# at 1M units (benchmarks/notes.md, eighth session): 25% faster at 2 columns, 10-60% slower at
+# 14 and more.
+COMBINED_PASS_COLUMNS = 4
 
 
 def relation_definition(plan: AnalysisPlan, relation: str) -> list[str]:
@@ -134,6 +150,11 @@ class IncrementalSpec:
     fill: dict[str, tuple[str, ...]] = field(default_factory=dict)  # source -> columns to backfill
     sealed_before: dt.date | None = None  # the stored bases hold the days before this one (None: no usable base)
     seal_at: dt.date | None = None        # this run re-seals every base at this day (None: keeps them)
+    # the per-day rows of exposures and post-window partials start on this day (None: on the
+    # experiment's first day).  A rebuild with ``days_from == seal_at`` is a *compact* build:
+    # the sealed bases come straight from the sources, per-day rows only for the days the next
+    # run reprocesses (see the module docstring)
+    days_from: dt.date | None = None
 
     @property
     def sealed_after(self) -> dt.date | None:
@@ -152,6 +173,15 @@ class IncrementalSpec:
     def since_ts(self) -> dt.datetime:
         return dt.datetime.combine(self.since, dt.time())
 
+    @property
+    def compact(self) -> bool:
+        """A compact state build: a rebuild whose per-day rows start at the seal."""
+        return not self.exists and self.days_from is not None and self.days_from == self.seal_at
+
+
+def _at(day: dt.date) -> dt.datetime:
+    return dt.datetime.combine(day, dt.time())
+
 
 @dataclass
 class _Source:
@@ -166,6 +196,7 @@ class _Source:
     old_pre: str | None = None
     new_pre: str | None = None
     pre_table: str | None = None
+    combined: str | None = None             # a compact build's base that also holds the covariates
 
 
 def _day_partial(c: UnitColumn, plan: AnalysisPlan, scan_ts: str) -> str:
@@ -197,9 +228,12 @@ def compile_incremental(plan: AnalysisPlan, spec: IncrementalSpec, *, dialect: s
         writes.append(StateWrite(kind, spec.target(kind), parts, replaces=before))
 
     # -- exposures ---------------------------------------------------------------------
-    new_exp_days = add("exposure_days", _ENV.get_template("incremental/exposure_days.sql.j2").render(
-        plan=plan, exposure=plan.exposure, literal=literal, ts=ts, since=since, since_ts=since_ts,
-        arg_min=dialect in ARG_MIN_DIALECTS),
+    log = _ENV.get_template("incremental/exposure_days.sql.j2")
+    compact = spec.compact
+    first = spec.seal_at if compact else since   # the first day of per-day rows this run writes
+    new_exp_days = add("exposure_days", log.render(
+        plan=plan, exposure=plan.exposure, literal=literal, ts=ts, since=first, since_ts=_at(first),
+        until=plan.end, per_unit=False, arg_min=dialect in ARG_MIN_DIALECTS),
         f"{stage_prefix}_exposure_days", temp=bool(old("exposure_days")))   # else it becomes the state
     old_exp = old("exposure_days")
     exp_base = old("exposure_base") if spec.sealed_before else None
@@ -212,7 +246,14 @@ def compile_incremental(plan: AnalysisPlan, spec: IncrementalSpec, *, dialect: s
                             describe=_describe(rows), date=date, arg_min=dialect in ARG_MIN_DIALECTS)
 
     base_before = spec.sealed_before
-    if spec.seal_at:
+    if compact:   # the base straight from the log: no per-day rows before the seal
+        exp_base = add("exposure_base", log.render(
+            plan=plan, exposure=plan.exposure, literal=literal, ts=ts, since=since, since_ts=since_ts,
+            until=_at(spec.seal_at), per_unit=True, arg_min=dialect in ARG_MIN_DIALECTS),
+            f"{stage_prefix}_exposure_base")
+        state("exposure_base", Part(exp_base))
+        base_before = spec.seal_at
+    elif spec.seal_at:
         sealed = add("exposure_base", exposures_sql(exp_base, base_before, _clip(inputs, None, spec.seal_at), "base"),
                      f"{stage_prefix}_exposure_base")
         state("exposure_base", Part(sealed))
@@ -364,8 +405,22 @@ def _post_state(ctx: _Ctx, src: _Source, fill: set[str], prefix: str) -> None:
     fill_cols = [c for c in src.post_cols if c.name in fill or (spec.exists and not old_days)]
     # a rebuild: the new days are the whole state
     rebuild = not old_days and not fill_cols
-    new_days = days(src.post_cols, spec.since_ts, plan.end, f"days__{scan.source}", f"{prefix}_days_new",
+    first = _at(spec.seal_at) if spec.compact else spec.since_ts
+    new_days = days(src.post_cols, first, plan.end, f"days__{scan.source}", f"{prefix}_days_new",
                     temp=not rebuild)
+    if spec.compact:   # the base straight from the source, the per-day rows from the seal on
+        # one pass for the base and the pre-exposure covariates (split off by _pre_state)
+        pre_cols = src.pre_cols if len(src.post_cols) + len(src.pre_cols) <= COMBINED_PASS_COLUMNS else []
+        base = ctx.add(f"base__{scan.source}", _ENV.get_template("incremental/unit_base.sql.j2").render(
+            plan=plan, scan=scan, cols=src.post_cols, pre_cols=pre_cols, seal_at=spec.seal_at, seal_ts=first, ts=ts,
+            exposures=ctx.exposures, prefilter=prefilter(src.post_cols + pre_cols),
+            aggregate=lambda c: _aggregate(c, plan, scan.timestamp, ctx.dialect, before=ts(first))),
+            f"{prefix}_base")
+        src.combined = base if pre_cols else None
+        ctx.state(key, Part(new_days))
+        ctx.state(f"base:{scan.source}", Part(base))
+        src.base, src.inputs = base, [(new_days, None, None)]
+        return
     if rebuild:
         ctx.state(key, Part(new_days))
         src.base, src.inputs = None, [(new_days, None, None)]
@@ -403,30 +458,36 @@ def _value_state(ctx: _Ctx, src: _Source, fill: set[str], prefix: str) -> None:
     plan, spec, scan, key = ctx.plan, ctx.spec, src.scan, f"values:{src.scan.source}"
     tmpl = _ENV.get_template("incremental/unit_values.sql.j2")
 
-    def values(cols, lo, hi, step, relation):   # read in this session only
+    def values(cols, lo, hi, step, relation, temp=True):   # temp: read in this session only
         return ctx.add(step, tmpl.render(plan=plan, scan=scan, cols=cols, lo=lo, hi=hi, lo_ts=lo, hi_ts=hi, ts=ts,
                                          exposures=ctx.exposures, literal=literal,
                                          condition=lambda c: _condition(c, plan, scan.timestamp),
-                                         value=lambda c: qualify(c.value, "s")), relation, temp=True)
+                                         value=lambda c: qualify(c.value, "s")), relation, temp=temp)
 
-    new_vals = values(src.val_cols, spec.since_ts, plan.end, f"values__{scan.source}", f"{prefix}_values_new")
     old_vals = ctx.old(key)
     fill_cols = [c for c in src.val_cols if c.name in fill or (spec.exists and not old_vals)]
-    fill_vals = (values(fill_cols, plan.start, spec.since_ts, f"backfill_values__{scan.source}",
-                        f"{prefix}_values_fill") if fill_cols else None)
-    kept_names = [c.name for c in src.val_cols if c.name not in {f.name for f in fill_cols}]
-    # what was seen before this run's first day: kept rows of the state, backfilled rows
-    prior = ([(old_vals, None, spec.since, kept_names)] if old_vals and kept_names else [])
-    prior += [(fill_vals, None, None, None)] if fill_vals else []
-    unseen = ctx.add(f"values_unseen__{scan.source}", _ENV.get_template("incremental/values_unseen.sql.j2").render(
-        scan=scan, new=new_vals, prior=prior, date=date, literal=literal), f"{prefix}_values_unseen",
-        temp=bool(old_vals))   # else it becomes the state
-    # rows first seen on a reprocessed day, backfilled columns' rows and the rows of columns no
-    # metric uses any more are replaced; with no values state yet, the unseen rows (and any
-    # backfilled ones) become it
-    kept = ([Part(old_vals, keep=f"day < {date(spec.since)} and col in ({', '.join(literal(n) for n in kept_names)})")]
-            if old_vals and kept_names else [])
-    ctx.state(key, *kept, *([Part(fill_vals)] if fill_vals else []), Part(unseen))
+    if not spec.exists:   # a rebuild: every value is first seen in this run's rows, which become the state
+        prior: list = []
+        unseen = values(src.val_cols, spec.since_ts, plan.end, f"values__{scan.source}", f"{prefix}_values_new",
+                        temp=False)
+        ctx.state(key, Part(unseen))
+    else:
+        new_vals = values(src.val_cols, spec.since_ts, plan.end, f"values__{scan.source}", f"{prefix}_values_new")
+        fill_vals = (values(fill_cols, plan.start, spec.since_ts, f"backfill_values__{scan.source}",
+                            f"{prefix}_values_fill") if fill_cols else None)
+        kept_names = [c.name for c in src.val_cols if c.name not in {f.name for f in fill_cols}]
+        # what was seen before this run's first day: kept rows of the state, backfilled rows
+        prior = ([(old_vals, None, spec.since, kept_names)] if old_vals and kept_names else [])
+        prior += [(fill_vals, None, None, None)] if fill_vals else []
+        unseen = ctx.add(f"values_unseen__{scan.source}", _ENV.get_template("incremental/values_unseen.sql.j2").render(
+            scan=scan, new=new_vals, prior=prior, date=date, literal=literal), f"{prefix}_values_unseen",
+            temp=bool(old_vals))   # else it becomes the state
+        # rows first seen on a reprocessed day, backfilled columns' rows and the rows of columns no
+        # metric uses any more are replaced; with no values state yet, the unseen rows (and any
+        # backfilled ones) become it
+        kept = ([Part(old_vals, keep=f"day < {date(spec.since)} and col in ({', '.join(literal(n) for n in kept_names)})")]
+                if old_vals and kept_names else [])
+        ctx.state(key, *kept, *([Part(fill_vals)] if fill_vals else []), Part(unseen))
     rows = prior + [(unseen, None, None, None)]   # every value of each unit, once, after this run
     vbase = ctx.old(f"vbase:{scan.source}") if spec.sealed_before else None
     src.val_base, src.val_rows = vbase, _clip(rows, spec.sealed_before if vbase else None, None)
@@ -458,6 +519,13 @@ def _pre_state(ctx: _Ctx, src: _Source, fill: set[str], prefix: str) -> None:
     old_pre = ctx.old(key)
     fill_cols = [c for c in src.pre_cols if c.name in fill or (spec.exists and not old_pre)]
     rebuild = not old_pre and not fill_cols   # the new units are all units: they are the state
+    if rebuild and src.combined:   # computed with the base (compact build): split them off
+        names = ", ".join(["unit_id", "first_exposure_at"] + [c.name for c in src.pre_cols])
+        src.new_pre = ctx.add(f"pre__{scan.source}",
+                              f"-- plan: pre-exposure covariates of source '{scan.source}', computed in the pass "
+                              f"of its sealed base\nselect {names}\nfrom {src.combined}", f"{prefix}_pre_new")
+        ctx.state(key, Part(src.new_pre))
+        return
     src.new_pre = pre(src.pre_cols, True, spec.since_ts - window, plan.end, f"pre__{scan.source}",
                       f"{prefix}_pre_new", temp=not rebuild)
     if rebuild:

@@ -90,7 +90,9 @@ class CompiledPlan:
 
 # -- fragments -------------------------------------------------------------------------
 
-def _condition(c: UnitColumn, plan: AnalysisPlan, scan_ts: str) -> str:
+def _condition(c: UnitColumn, plan: AnalysisPlan, scan_ts: str, before: str | None = None) -> str:
+    """A column's row condition: its filter and window.  ``before``: a timestamp (SQL) that
+    also ends a post window (a sealed base of the days before it)."""
     t = f"s.{scan_ts}"
     parts = []
     if c.filter:
@@ -101,6 +103,8 @@ def _condition(c: UnitColumn, plan: AnalysisPlan, scan_ts: str) -> str:
         parts.append(f"{t} >= {start}")
         if c.end_day:
             parts.append(f"{t} < e.first_exposure_at + interval {c.end_day} day")
+        if before:
+            parts.append(f"{t} < {before}")
     else:
         parts.append(f"{t} < e.first_exposure_at")
     return " and ".join(parts)
@@ -137,11 +141,13 @@ def _distinct_days(cond: str, plan: AnalysisPlan, scan_ts: str, dialect: str) ->
     return "(" + " + ".join(parts) + ")"
 
 
-def _aggregate(c: UnitColumn, plan: AnalysisPlan, scan_ts: str, dialect: str = "duckdb") -> str:
+def _aggregate(c: UnitColumn, plan: AnalysisPlan, scan_ts: str, dialect: str = "duckdb",
+               before: str | None = None) -> str:
     """The per-unit aggregate of one column, its filter and window tested inline; rows outside
     them are FILTERed out (NULL when no row matches: unit metrics coalesce to 0).  The benchmarks
-    found this plain shape faster in DuckDB than pre-grouping rows by filter mask and bucket."""
-    cond = _condition(c, plan, scan_ts)
+    found this plain shape faster in DuckDB than pre-grouping rows by filter mask and bucket.
+    ``before``: see :func:`_condition`."""
+    cond = _condition(c, plan, scan_ts, before)
     if c.agg == "count":
         return f"count(*) filter (where {cond})"
     if c.agg == "flag":

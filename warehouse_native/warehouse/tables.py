@@ -109,6 +109,9 @@ INCREMENTAL_STATE: Columns = (
     # what the statistics of wn.scorecard_daily depend on (metrics, roles, analysis settings):
     # a daily run keeps the earlier days' rows of the series only while it is the same
     ("series_key", "varchar"),
+    # the first day of the per-day state rows (NULL: the experiment's first day); a full refresh
+    # keeps them only from the seal on, and a run that needs older days rebuilds the state
+    ("days_from", "varchar"),
 )
 
 TABLES: dict[str, Columns] = {   # wn.exposures is a view, see exposures_view
