@@ -276,7 +276,8 @@ def _execute(adapter: Adapter, stmt: Statement, result: RunResult, say: Progress
     t0 = time.perf_counter()
     try:
         if stmt.action == "query":
-            out: Any = adapter.fetch(stmt.sql)
+            with adapter.joins_as_written() if stmt.joins_as_written else contextlib.nullcontext():
+                out: Any = adapter.fetch(stmt.sql)
             rows = len(out)
         else:
             adapter.execute(stmt.sql)

@@ -285,7 +285,8 @@ def compile_incremental(plan: AnalysisPlan, spec: IncrementalSpec, *, dialect: s
     unit_metrics = _parse(_unit_metrics_sql(plan, sources, since, since_ts, exposures), "unit_metrics")
     aggregates = inline_cte(_parse(_aggregates_select(plan, {"unit_metrics": "unit_metrics"}), "aggregates"),
                             "unit_metrics", unit_metrics)
-    stmts.append(Statement("aggregates", "query", write(aggregates, dialect, "aggregates")))
+    # the exposures LEFT JOIN each per-unit state relation: build the hash tables on the state
+    stmts.append(Statement("aggregates", "query", write(aggregates, dialect, "aggregates"), joins_as_written=True))
     # percentile metrics keep no state: each is recomputed from its source's post window (exact)
     stmts += quantile_statements(plan, exposures, dialect)
     after = {kind: spec.table(kind) for kind in spec.tables if spec.exists and spec.present.get(kind)}

@@ -66,6 +66,9 @@ class Statement:
     sql: str
     relation: str | None = None
     note: str = ""
+    # every join is a driver LEFT JOIN a relation with at most one row per key, so the written
+    # build sides are the right ones (Adapter.joins_as_written)
+    joins_as_written: bool = False
 
 
 @dataclass(frozen=True)

@@ -81,6 +81,13 @@ class Adapter(abc.ABC):
             return duckdb_sql
         return sqlglot.transpile(duckdb_sql, read="duckdb", write=self.dialect)[0]
 
+    @contextlib.contextmanager
+    def joins_as_written(self) -> Iterator[None]:
+        """Around a statement whose joins are each a driver LEFT JOIN a relation with at most
+        one row per key (:attr:`Statement.joins_as_written`): where the engine would pick the
+        hash-join build side from its row estimates, keep the written one.  By default nothing."""
+        yield
+
     # -- runs side by side, and what killed runs leave behind --------------------------------
     @contextlib.contextmanager
     def run_guard(self, experiment: str, on_wait: Callable[[str], None] | None = None) -> Iterator[None]:

@@ -19,6 +19,8 @@ if TYPE_CHECKING:  # numpy is imported by the loads and inserts that use it, not
 
 # seconds a run waits for another process's lock on the DuckDB file (profile: lock_timeout)
 DEFAULT_LOCK_TIMEOUT = 60.0
+# the optimizer that picks a hash join's build side from row estimates (see joins_as_written)
+_BUILD_SIDE = "build_side_probe_side"
 _HOLDER = re.compile(r"lock is held in (?P<program>.+?) \(PID (?P<pid>\d+)\)")
 
 
@@ -55,6 +57,24 @@ class DuckDBAdapter(Adapter):
 
     def execute(self, sql: str, params: Sequence[Any] | None = None) -> None:
         self.con.execute(sql, params) if params else self.con.execute(sql)
+
+    @contextlib.contextmanager
+    def joins_as_written(self) -> Iterator[None]:
+        """DuckDB estimates a filtered or staged relation at a fraction of its rows and then
+        builds its hash tables on the wide chain of joined unit rows instead of on each per-unit
+        relation: an incremental run's aggregates statement took twice as long (benchmarks/notes.md,
+        eighth session).  Its build/probe-side optimizer is switched off for the statement; an
+        engine without it runs the statement as planned."""
+        try:
+            self.execute(f"SET disabled_optimizers = '{_BUILD_SIDE}'")
+            switched = True
+        except duckdb.Error:   # a DuckDB version without this optimizer
+            switched = False
+        try:
+            yield
+        finally:
+            if switched:
+                self.execute("RESET disabled_optimizers")
 
     def fetch(self, sql: str, params: Sequence[Any] | None = None) -> list[dict[str, Any]]:
         cur = self.con.execute(sql, params) if params else self.con.execute(sql)
