@@ -112,3 +112,36 @@ def test_a_compact_state_backfills_what_it_can_and_rebuilds_for_the_rest(project
         days = adapter.fetch("select count(distinct day) as n from wn.scorecard_daily where run_id = ?",
                              [series.run_id])
         assert days == [{"n": 12}]   # 10-15 .. 10-26
+
+
+def test_the_state_joins_keep_their_written_build_sides(project_and_target, monkeypatch):
+    """The aggregates statement of a refresh or an incremental run joins the exposures to each
+    per-unit state relation: DuckDB runs it (and only it) with its build-side optimizer off, puts
+    the setting back, and the numbers equal a stateless run's."""
+    project, target = project_and_target
+    setting = "select current_setting('disabled_optimizers') as s"
+    seen: list[str] = []
+    with connect(target) as adapter:
+        before = adapter.fetch(setting)
+        with adapter.joins_as_written():
+            assert "build_side_probe_side" in adapter.fetch(setting)[0]["s"]
+        assert adapter.fetch(setting) == before
+        plain_fetch = adapter.fetch
+
+        def fetch(sql, params=None):
+            if "build_side_probe_side" in plain_fetch(setting)[0]["s"]:
+                seen.append("plan: sufficient statistics per variant" in sql)   # the aggregates statement
+            return plain_fetch(sql, params)
+
+        monkeypatch.setattr(adapter, "fetch", fetch)
+        day = dt.date(2026, 10, 24)
+        refresh = run_experiment(project, target, adapter, EXP, as_of=day, mode="full-refresh")
+        incremental = run_experiment(project, target, adapter, EXP, as_of=day + dt.timedelta(days=1),
+                                     mode="incremental")
+        stateless = run_experiment(project, target, adapter, EXP, as_of=day, mode="stateless")
+        monkeypatch.undo()
+        assert adapter.fetch(setting) == before
+        _assert_same(adapter, refresh.run_id, stateless.run_id)
+    # one statement per stateful run, the aggregates; none in the stateless run
+    assert seen == [True, True], seen
+    assert incremental.status == "success"
